@@ -1,0 +1,44 @@
+# Snapclass task runner. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 0.0.0.0
+PORT ?= 8000
+export FLASK_APP := wsgi
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-postgres lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv and install the pinned requirements
+
+run: venv ## Migrate the database and serve on port 8000 with Gunicorn
+	$(BIN)/flask db upgrade
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: venv ## Run the tests (SQLite; set TEST_DATABASE_URL for PostgreSQL)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: ## Run the tests against the local PostgreSQL
+	TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test $(MAKE) test
+
+lint: venv ## Check style with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## Format the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove caches (keeps .venv and instance/)
+	rm -rf .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,115 @@
+"""Snapclass: image classification for people and programs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Config
+from .config import config_from_env
+from .extensions import db
+from .extensions import migrate
+from .inference import InferenceError
+from .model_service import ModelService
+from .model_service import model_service
+
+__version__ = "0.1.0"
+
+
+def create_app(config_class: type[Config] | None = None) -> Flask:
+    """Application factory."""
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_relative_config=True,
+    )
+    app.config.from_object(config_class or config_from_env())
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    configure_defaults(app)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_context(app)
+    register_commands(app)
+    return app
+
+
+def configure_defaults(app: Flask) -> None:
+    """Fill in what has a safe default on a single host: secret and database."""
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        path = Path(app.instance_path) / "snapclass.sqlite3"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+
+
+def instance_secret_key(instance: Path) -> str:
+    """Read ``instance/secret_key``, creating it once (race-safe across workers)."""
+    path = instance / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if key:
+            return key
+        raise RuntimeError(f"{path} is empty; delete it or set SECRET_KEY") from None
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def register_extensions(app: Flask) -> None:
+    from . import database
+    from . import security
+
+    db.init_app(app)
+    database.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    security.init_app(app)
+    ModelService(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import api
+    from . import auth
+    from . import web
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(web.bp)
+    app.register_blueprint(api.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_template_context(app: Flask) -> None:
+    @app.context_processor
+    def model_context():
+        # Never let a model problem break every page, error pages included.
+        try:
+            return {"model_info": model_service().classifier.info}
+        except InferenceError:
+            return {"model_info": None}
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register_commands as register
+
+    register(app)

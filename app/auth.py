@@ -1,0 +1,105 @@
+"""Accounts: register, sign in, sign out."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_required
+from flask_login import login_user
+from flask_login import logout_user
+
+from .extensions import db
+from .forms import LoginForm
+from .forms import RegistrationForm
+from .forms import normalize_username
+from .models import User
+from .passwords import burn_verification_time
+from .passwords import hash_password
+from .passwords import needs_rehash
+from .passwords import verify_password
+from .security import safe_next_url
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+
+LOGIN_FAILED = "Unknown username or wrong password."
+
+
+def start_session(user: User) -> None:
+    """A fresh session for every sign-in, so a planted session id is useless."""
+    session.clear()
+    session.permanent = True
+    login_user(user)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """Create an account and sign in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.index"))
+    form = RegistrationForm()
+    if form.validate_on_submit():
+        user = User(
+            username=normalize_username(form.username.data),
+            password_hash=hash_password(form.password.data),
+        )
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except sa.exc.IntegrityError:
+            # Two sign-ups raced for the same name; the check above lost.
+            db.session.rollback()
+            form.username.errors.append("That username is taken.")
+            return render_template("auth/register.html", form=form), 400
+        start_session(user)
+        flash("Welcome! Your account is ready.", "success")
+        return redirect(url_for("web.index"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("auth/register.html", form=form), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with username and password; same error for either being wrong."""
+    next_url = safe_next_url(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("web.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(
+            sa.select(User).where(
+                User.username == normalize_username(form.username.data)
+            )
+        )
+        if user is None:
+            burn_verification_time(form.password.data)
+        elif verify_password(user.password_hash, form.password.data):
+            if needs_rehash(user.password_hash):
+                user.password_hash = hash_password(form.password.data)
+                db.session.commit()
+            start_session(user)
+            return redirect(next_url or url_for("web.index"))
+        log.warning("failed sign-in for username %r", form.username.data[:64])
+        form.password.errors.append(LOGIN_FAILED)
+        return render_template("auth/login.html", form=form), 401
+    status = 400 if form.is_submitted() else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Sign out (POST only, with CSRF, so a link cannot sign anyone out)."""
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,113 @@
+"""Settings, read from the environment. Every setting is listed in the README."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
+
+
+def database_url(value: str | None) -> str | None:
+    """Accept the ``postgres://`` URLs hosting platforms hand out."""
+    if value and value.startswith("postgres://"):
+        return "postgresql+psycopg://" + value[len("postgres://") :]
+    if value and value.startswith("postgresql://"):
+        return "postgresql+psycopg://" + value[len("postgresql://") :]
+    return value
+
+
+class Config:
+    """Defaults for a single host; everything can be overridden by environment."""
+
+    # Secrets: SECRET_KEY from the environment, else generated once and kept in
+    # instance/secret_key (see app.create_app).
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+
+    # Database: SQLite under instance/ unless DATABASE_URL says otherwise.
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Sessions and cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_LIFETIME_HOURS", 24))
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session does
+    # CSRF is checked in app.auth_hooks, where bearer-token requests are exempt.
+    WTF_CSRF_CHECK_DEFAULT = False
+
+    # Uploads.
+    MAX_CONTENT_LENGTH = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    MAX_FILES_PER_REQUEST = env_int("MAX_FILES_PER_REQUEST", 16)
+    MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+    DEFAULT_TOP_K = 5
+    MAX_TOP_K = 20
+
+    # Model.
+    MODEL_WEIGHTS = os.environ.get("MODEL_WEIGHTS", "imagenet")
+    IMAGENET_LABELS = os.environ.get("IMAGENET_LABELS") or None
+    # 0 = let TensorFlow decide; gunicorn.conf.py sets these per worker.
+    INTRA_OP_THREADS = env_int("INTRA_OP_THREADS", 0)
+    INTER_OP_THREADS = env_int("INTER_OP_THREADS", 0)
+    # Load the model at start-up (Gunicorn workers) rather than on first use.
+    MODEL_LOAD_ON_STARTUP = False
+
+    # Pages.
+    HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
+    PASSWORD_MIN_LENGTH = 8
+    PASSWORD_MAX_LENGTH = 128
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = database_url(
+        os.environ.get("TEST_DATABASE_URL", "sqlite:///:memory:")
+    )
+    MODEL_WEIGHTS = "random"
+
+
+class ProductionConfig(Config):
+    """Refuses to start without an explicit secret key and database."""
+
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+
+    @classmethod
+    def check(cls) -> None:
+        missing = [
+            name
+            for name in ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI")
+            if not getattr(cls, name)
+        ]
+        if missing:
+            names = ", ".join(
+                "DATABASE_URL" if n.startswith("SQL") else n for n in missing
+            )
+            raise RuntimeError(
+                f"SNAPCLASS_ENV=production requires {names} in the environment."
+            )
+
+
+def config_from_env() -> type[Config]:
+    """The config class selected by ``SNAPCLASS_ENV`` (development by default)."""
+    if os.environ.get("SNAPCLASS_ENV", "").lower() == "production":
+        ProductionConfig.check()
+        return ProductionConfig
+    return Config

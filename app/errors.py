@@ -1,0 +1,137 @@
+"""Error handling: JSON envelopes for API clients, styled pages for browsers."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask import jsonify
+from flask import render_template
+from flask import request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+from .inference import ImageTooLarge
+from .inference import InferenceError
+from .inference import InvalidImage
+from .inference import ModelUnavailable
+from .inference import UnsupportedFormat
+from .predictions import ImageRejected
+from .uploads import UploadError
+
+log = logging.getLogger(__name__)
+
+INFERENCE_STATUS = {
+    InvalidImage: 400,
+    UnsupportedFormat: 415,
+    ImageTooLarge: 413,
+    ModelUnavailable: 503,
+}
+HTTP_CODE_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+API_PREFIXES = ("/api/", "/predict", "/healthz", "/readyz")
+
+
+def wants_json() -> bool:
+    """API routes always get JSON; other routes follow the Accept header."""
+    if request.path.startswith(API_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(status: int, code: str, message: str, headers=None):
+    """The one error shape of the API: ``{"error": {"code", "message"}}``."""
+    if wants_json():
+        response = jsonify(error={"code": code, "message": message})
+    else:
+        response = render_template(
+            "errors/error.html", status=status, code=code, message=message
+        )
+    return response, status, headers or {}
+
+
+def handle_http_exception(exc: HTTPException):
+    status = exc.code or 500
+    code = getattr(exc, "code_name", None) or HTTP_CODE_NAMES.get(status, "error")
+    headers = {}
+    if status == 401 and request.headers.get("Authorization"):
+        headers["WWW-Authenticate"] = 'Bearer realm="snapclass"'
+    if status == 413:
+        message = "The upload is too large."
+    else:
+        message = exc.description or exc.name
+    return error_response(status, code, message, headers)
+
+
+def handle_csrf_error(exc: CSRFError):
+    log.warning("CSRF check failed on %s %s: %s", request.method, request.path, exc)
+    return error_response(
+        400,
+        "csrf_failed",
+        "The form expired or its security token is missing. Reload the page and "
+        "try again (API clients: send X-CSRFToken or use a bearer token).",
+    )
+
+
+def handle_upload_error(exc: UploadError):
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def handle_image_rejected(exc: ImageRejected):
+    status, code, message = inference_error_parts(exc.error)
+    return error_response(status, code, f"{exc.filename}: {message}")
+
+
+def handle_inference_error(exc: InferenceError):
+    status, code, message = inference_error_parts(exc)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return error_response(status, code, message, headers)
+
+
+def inference_error_parts(exc: InferenceError) -> tuple[int, str, str]:
+    status = next(
+        (s for cls, s in INFERENCE_STATUS.items() if isinstance(exc, cls)), 503
+    )
+    return status, exc.code, str(exc)
+
+
+def handle_database_unavailable(exc: OperationalError):
+    db.session.rollback()
+    log.error("database unavailable: %s", exc.orig)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable right now. Nothing was saved; try again.",
+        {"Retry-After": "5"},
+    )
+
+
+def handle_unexpected(exc: Exception):
+    db.session.rollback()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(
+        500, "internal_error", "Something went wrong on our side. Nothing was saved."
+    )
+
+
+def register_errorhandlers(app: Flask) -> None:
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(UploadError, handle_upload_error)
+    app.register_error_handler(ImageRejected, handle_image_rejected)
+    app.register_error_handler(InferenceError, handle_inference_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(Exception, handle_unexpected)

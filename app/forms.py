@@ -1,0 +1,93 @@
+"""Flask-WTF forms: every form carries a CSRF token."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import PasswordField
+from wtforms import StringField
+from wtforms import SubmitField
+from wtforms.validators import DataRequired
+from wtforms.validators import EqualTo
+from wtforms.validators import Length
+from wtforms.validators import ValidationError
+
+from .extensions import db
+from .models import User
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
+
+
+def normalize_username(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+    submit = SubmitField("Sign in")
+
+
+class RegistrationForm(FlaskForm):
+    username = StringField(
+        "Username",
+        validators=[DataRequired()],
+        description="3-32 characters: letters, digits, dot, dash or underscore.",
+    )
+    password = PasswordField("Password", validators=[DataRequired()])
+    confirm = PasswordField(
+        "Repeat password",
+        validators=[DataRequired(), EqualTo("password", "The passwords do not match.")],
+    )
+    submit = SubmitField("Create account")
+
+    def validate_username(self, field: StringField) -> None:
+        username = normalize_username(field.data)
+        if not USERNAME_PATTERN.match(username):
+            raise ValidationError(
+                "Use 3-32 characters: letters, digits, dot, dash or underscore."
+            )
+        if db.session.scalar(sa.select(User.id).where(User.username == username)):
+            raise ValidationError("That username is taken.")
+
+    def validate_password(self, field: PasswordField) -> None:
+        minimum = current_app.config["PASSWORD_MIN_LENGTH"]
+        maximum = current_app.config["PASSWORD_MAX_LENGTH"]
+        if not minimum <= len(field.data or "") <= maximum:
+            raise ValidationError(
+                f"Use a password of {minimum} to {maximum} characters."
+            )
+
+
+class UploadForm(FlaskForm):
+    image = MultipleFileField("Images")
+    submit = SubmitField("Classify")
+
+
+class TokenForm(FlaskForm):
+    name = StringField(
+        "Token name",
+        validators=[DataRequired(), Length(max=64)],
+        description="What the token is for, e.g. 'nightly import script'.",
+    )
+    submit = SubmitField("Create token")
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form for POST buttons (delete, revoke, sign out): CSRF only."""
+
+    submit = SubmitField("Confirm")
+
+
+__all__ = [
+    "ConfirmForm",
+    "LoginForm",
+    "RegistrationForm",
+    "TokenForm",
+    "UploadForm",
+    "normalize_username",
+]

@@ -1,0 +1,162 @@
+"""The classifier: loads once per process, then ``decode`` and ``classify``.
+
+This is the seam between the web layer and the model (TorchServe's handler
+shape): it never sees HTTP, and the web layer never sees TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+
+import numpy as np
+
+from .errors import ModelUnavailable
+from .images import DecodedImage
+from .images import decode_image
+from .images import preprocess_batch
+from .labels import Labels
+from .runtime import Runtime
+from .weights import WeightsSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_id: int
+    wnid: str | None
+    label: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {
+            "class_id": self.class_id,
+            "wnid": self.wnid,
+            "label": self.label,
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    weights: str
+    backend: str
+    random_weights: bool
+    labels_available: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "backend": self.backend,
+            "random_weights": self.random_weights,
+            "labels_available": self.labels_available,
+        }
+
+
+@dataclass
+class BatchResult:
+    """Top-k predictions per image, in input order, and how long each stage took."""
+
+    predictions: list[list[Prediction]]
+    preprocess_ms: float
+    inference_ms: float
+    extra: dict = field(default_factory=dict)
+
+
+class Classifier:
+    """ResNet50 behind a narrow interface."""
+
+    model_name = "resnet50"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        labels: Labels,
+        weights: WeightsSpec,
+        *,
+        max_pixels: int = 40_000_000,
+    ) -> None:
+        self.runtime = runtime
+        self.labels = labels
+        self.weights = weights
+        self.max_pixels = max_pixels
+        self.load_seconds: float | None = None
+        self._ready = threading.Event()
+        self._load_lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.model_name,
+            weights=self.weights.display_name,
+            backend=self.runtime.name,
+            random_weights=self.weights.is_random,
+            labels_available=self.labels.available,
+        )
+
+    def load(self) -> None:
+        """Load the network and warm it with one inference (idempotent)."""
+        with self._load_lock:
+            if self.ready:
+                return
+            started = time.perf_counter()
+            self.runtime.load()
+            self.runtime(preprocess_batch([_blank_image()]))
+            self.load_seconds = time.perf_counter() - started
+            self._ready.set()
+            log.info("model ready in %.2f s (%s)", self.load_seconds, self.info)
+
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode and check one upload; raises the package's image errors."""
+        return decode_image(data, max_pixels=self.max_pixels)
+
+    def classify(self, images: Sequence[DecodedImage], top_k: int = 5) -> BatchResult:
+        """Run all images through the network as one batch."""
+        if not self.ready:
+            raise ModelUnavailable("The model is still loading. Try again shortly.")
+        started = time.perf_counter()
+        batch = preprocess_batch(list(images))
+        preprocessed = time.perf_counter()
+        probabilities = self.runtime(batch)
+        finished = time.perf_counter()
+        return BatchResult(
+            predictions=[self.top_k(row, top_k) for row in probabilities],
+            preprocess_ms=(preprocessed - started) * 1000.0,
+            inference_ms=(finished - preprocessed) * 1000.0,
+        )
+
+    def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
+        """The k most likely classes, highest score first."""
+        k = max(1, min(k, probabilities.shape[-1]))
+        best = np.argpartition(probabilities, -k)[-k:]
+        best = best[np.argsort(probabilities[best])[::-1]]
+        result = []
+        for class_id in best:
+            wnid, label = self.labels[int(class_id)]
+            result.append(
+                Prediction(int(class_id), wnid, label, float(probabilities[class_id]))
+            )
+        return result
+
+
+def _blank_image() -> DecodedImage:
+    return DecodedImage(
+        pixels=np.zeros((224, 224, 3), dtype=np.uint8),
+        format="PNG",
+        mime_type="image/png",
+        width=224,
+        height=224,
+        thumbnail=b"",
+        decode_ms=0.0,
+    )

@@ -1,0 +1,84 @@
+"""Flask glue for the classifier: one per process, loaded once, shared by views."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+from flask import current_app
+
+from .inference import Classifier
+from .inference import ModelUnavailable
+from .inference import build_classifier
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "snapclass.model"
+
+
+class ModelService:
+    """Holds the process's classifier.
+
+    Gunicorn workers load it right after fork (``gunicorn.conf.py``); other
+    servers (``flask run``, tests) load it on first use.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self._classifier: Classifier | None = None
+        self._error: Exception | None = None
+        self._lock = threading.Lock()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        self._settings = {
+            "weights": app.config["MODEL_WEIGHTS"],
+            "labels_path": app.config["IMAGENET_LABELS"],
+            "intra_op_threads": app.config["INTRA_OP_THREADS"],
+            "inter_op_threads": app.config["INTER_OP_THREADS"],
+            "max_pixels": app.config["MAX_IMAGE_PIXELS"],
+        }
+        app.extensions[EXTENSION_KEY] = self
+
+    def use(self, classifier: Classifier) -> None:
+        """Install an already built classifier (tests share one across apps)."""
+        self._classifier = classifier
+
+    @property
+    def classifier(self) -> Classifier:
+        """The classifier, built on first access but not necessarily loaded."""
+        with self._lock:
+            if self._classifier is None:
+                self._classifier = build_classifier(**self._settings)
+            return self._classifier
+
+    @property
+    def ready(self) -> bool:
+        return self._classifier is not None and self._classifier.ready
+
+    def load(self) -> Classifier:
+        """Load and warm the model; a failure is remembered and re-raised."""
+        classifier = self.classifier
+        try:
+            classifier.load()
+        except Exception as exc:
+            self._error = exc
+            log.error("model failed to load: %s", exc)
+            raise
+        return classifier
+
+    def ready_classifier(self) -> Classifier:
+        """The loaded classifier, loading it now if this server did not preload."""
+        if self.ready:
+            return self.classifier
+        try:
+            return self.load()
+        except Exception as exc:
+            raise ModelUnavailable(
+                "The model could not be loaded; the server log says why."
+            ) from exc
+
+
+def model_service() -> ModelService:
+    return current_app.extensions[EXTENSION_KEY]

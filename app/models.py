@@ -1,0 +1,155 @@
+"""Database models: users, their API tokens and their predictions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC
+from datetime import datetime
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask_login import UserMixin
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use timezone-aware UTC datetimes")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)  # PostgreSQL answers in the session's zone
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # Stored lower-case, so "Alice" and "alice" are one account.
+    username: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+    tokens: so.WriteOnlyMapped[ApiToken] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    predictions: so.WriteOnlyMapped[Prediction] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+TOKEN_PREFIX = "sc_"
+
+
+def hash_token(token: str) -> str:
+    """Tokens carry 256 random bits, so a fast hash is enough to store them."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: so.Mapped[str] = so.mapped_column(sa.String(64))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    # The first characters, so a person can tell tokens apart on the account page.
+    display_prefix: so.Mapped[str] = so.mapped_column(sa.String(16))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+
+    user: so.Mapped[User] = so.relationship(back_populates="tokens")
+
+    @classmethod
+    def issue(cls, user: User, name: str) -> tuple[ApiToken, str]:
+        """Create a token row and return it with the plain token (shown once)."""
+        plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls(
+            user=user,
+            name=name,
+            token_hash=hash_token(plain),
+            display_prefix=plain[:10],
+        )
+        return token, plain
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Prediction(db.Model):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        # History pages: one user's rows, newest first.
+        sa.Index("ix_predictions_user_created", "user_id", "created_at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE")
+    )
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64), index=True)
+    filename: so.Mapped[str] = so.mapped_column(sa.String(255))
+    mime_type: so.Mapped[str] = so.mapped_column(sa.String(32))
+    size_bytes: so.Mapped[int] = so.mapped_column(sa.Integer)
+    width: so.Mapped[int] = so.mapped_column(sa.Integer)
+    height: so.Mapped[int] = so.mapped_column(sa.Integer)
+    top_k: so.Mapped[list] = so.mapped_column(sa.JSON)
+    top_label: so.Mapped[str] = so.mapped_column(sa.String(128))
+    top_score: so.Mapped[float] = so.mapped_column(sa.Float)
+    model_name: so.Mapped[str] = so.mapped_column(sa.String(64))
+    weights: so.Mapped[str] = so.mapped_column(sa.String(255))
+    backend: so.Mapped[str] = so.mapped_column(sa.String(32))
+    timing_ms: so.Mapped[dict] = so.mapped_column(sa.JSON)
+    # Deferred: history lists never load the image bytes.
+    thumbnail: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary, deferred=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+    user: so.Mapped[User] = so.relationship(back_populates="predictions")
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == "random"
+
+    def as_dict(self) -> dict:
+        """The API representation of one stored prediction."""
+        return {
+            "id": self.id,
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "mime_type": self.mime_type,
+            "size_bytes": self.size_bytes,
+            "width": self.width,
+            "height": self.height,
+            "predictions": self.top_k,
+            "model": {
+                "name": self.model_name,
+                "weights": self.weights,
+                "backend": self.backend,
+                "random_weights": self.random_weights,
+            },
+            "timing_ms": self.timing_ms,
+            "created_at": self.created_at.isoformat(),
+        }

@@ -1,0 +1,86 @@
+"""Reading uploads from a request: multipart files or a raw image body."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask import Request
+
+from .inference import ACCEPTED_FORMATS
+
+
+class UploadError(Exception):
+    """A problem with the request itself, before any image is decoded."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+RAW_IMAGE_TYPES = frozenset(ACCEPTED_FORMATS.values()) | {
+    "image/jpg",
+    "image/pjpeg",
+    "image/x-ms-bmp",
+    "application/octet-stream",
+}
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_filename(name: str | None, fallback: str = "upload") -> str:
+    """The last path component, without control characters, at most 255 chars.
+
+    The name is only ever displayed (escaped), never used as a path.
+    """
+    name = _CONTROL_CHARS.sub("", name or "")
+    name = re.split(r"[\\/]", name)[-1].strip()
+    return name[:255] or fallback
+
+
+def read_uploads(request: Request, max_files: int) -> list[Upload]:
+    """Files from the ``image`` field, or the raw body for image content types."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        files = [f for f in request.files.getlist("image") if f is not None]
+        if not files:
+            raise UploadError(
+                400, "no_file", "No image was sent: use the form field 'image'."
+            )
+        if len(files) > max_files:
+            raise UploadError(
+                400,
+                "too_many_files",
+                f"Too many files: at most {max_files} images per request.",
+            )
+        return [Upload(clean_filename(f.filename), f.read()) for f in files]
+    if mimetype.startswith("image/") or mimetype in RAW_IMAGE_TYPES:
+        name = request.args.get("filename") or request.headers.get("X-Filename")
+        return [Upload(clean_filename(name), request.get_data(cache=False))]
+    raise UploadError(
+        415 if mimetype else 400,
+        "unsupported_media_type" if mimetype else "no_file",
+        "Send images as multipart/form-data in the field 'image', or as a raw "
+        "body with an image Content-Type such as image/jpeg.",
+    )
+
+
+def parse_top_k(value: str | None, default: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        top_k = int(value)
+    except ValueError:
+        top_k = 0
+    if not 1 <= top_k <= maximum:
+        raise UploadError(
+            400, "invalid_top_k", f"top_k must be a whole number from 1 to {maximum}."
+        )
+    return top_k

@@ -1,0 +1,160 @@
+"""Fixtures: app, client, runner, auth, images, and one real model per session."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+
+import pytest
+from PIL import Image
+
+from app import create_app
+from app.config import TestingConfig
+from app.extensions import db
+from app.inference import build_classifier
+from app.model_service import model_service
+
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """The real ResNet50 with random weights, loaded once for the whole run."""
+    model = build_classifier("random")
+    model.load()
+    return model
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """PostgreSQL when TEST_DATABASE_URL is set (CI runs both), else SQLite."""
+    return (
+        os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    )
+
+
+@pytest.fixture
+def app(classifier, database_url):
+    class Config(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = database_url
+
+    app = create_app(Config)
+    model_service_for(app).use(classifier)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def model_service_for(app):
+    with app.app_context():
+        return model_service()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+class AuthActions:
+    """Register, sign in and out through the real forms, CSRF included."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def csrf_token(self, path: str = "/login") -> str:
+        return csrf_token_from(self._client.get(path).get_data(as_text=True))
+
+    def register(self, username: str = "alice", password: str = PASSWORD):
+        return self._client.post(
+            "/register",
+            data={
+                "username": username,
+                "password": password,
+                "confirm": password,
+                "csrf_token": self.csrf_token("/register"),
+            },
+        )
+
+    def login(self, username: str = "alice", password: str = PASSWORD, next_url=None):
+        path = "/login" + (f"?next={next_url}" if next_url else "")
+        return self._client.post(
+            path,
+            data={
+                "username": username,
+                "password": password,
+                "csrf_token": self.csrf_token(),
+            },
+        )
+
+    def logout(self):
+        token = csrf_token_from(self._client.get("/").get_data(as_text=True))
+        return self._client.post("/logout", data={"csrf_token": token})
+
+    def page_csrf_token(self) -> str:
+        """A CSRF token for the signed-in session (from the upload page)."""
+        return csrf_token_from(self._client.get("/").get_data(as_text=True))
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def signed_in(auth):
+    """A registered, signed-in user 'alice'; returns the auth helper."""
+    response = auth.register()
+    assert response.status_code == 302
+    return auth
+
+
+def make_image_bytes(
+    fmt: str = "JPEG",
+    size: tuple[int, int] = (320, 240),
+    mode: str = "RGB",
+    color=(200, 30, 30),
+    exif_orientation: int | None = None,
+    **save_options,
+) -> bytes:
+    """An image made with Pillow: no files from outside the repository."""
+    image = Image.new(mode, size, color)
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        save_options["exif"] = exif
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save_options)
+    return buffer.getvalue()
+
+
+def gradient_image(size=(320, 240)) -> Image.Image:
+    """A photo-like RGB image with structure, so resizes differ measurably."""
+    width, height = size
+    image = Image.linear_gradient("L").resize(size)
+    red = image
+    green = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    blue = Image.radial_gradient("L").resize(size)
+    return Image.merge("RGB", (red, green, blue))
+
+
+@pytest.fixture
+def image_bytes():
+    return make_image_bytes

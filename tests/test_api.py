@@ -1,0 +1,315 @@
+"""The JSON API: /predict, predictions, health, and every error status."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import ApiToken
+from app.models import Prediction
+from app.models import User
+from tests.conftest import make_image_bytes
+from tests.test_images import png_claiming
+
+
+@pytest.fixture
+def token(app, signed_in):
+    """A bearer token for alice."""
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.username == "alice"))
+        row, plain = ApiToken.issue(user, "tests")
+        db.session.add(row)
+        db.session.commit()
+    return plain
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post_files(client, files, token=None, headers=None, **fields):
+    data = {"image": files, **fields}
+    return client.post(
+        "/predict",
+        data=data,
+        headers={**(bearer(token) if token else {}), **(headers or {})},
+        content_type="multipart/form-data",
+    )
+
+
+def jpeg(name="photo.jpg", **kwargs):
+    return (io.BytesIO(make_image_bytes("JPEG", **kwargs)), name)
+
+
+def count_predictions(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count(Prediction.id)))
+
+
+def test_predict_with_bearer_token(client, token, app):
+    response = post_files(client, [jpeg(size=(640, 480))], token=token)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model"] == {
+        "name": "resnet50",
+        "weights": "random",
+        "backend": "tensorflow",
+        "random_weights": True,
+        "labels_available": False,
+    }
+    (result,) = body["results"]
+    assert result["filename"] == "photo.jpg"
+    assert (result["width"], result["height"]) == (640, 480)
+    assert len(result["sha256"]) == 64
+    assert len(result["predictions"]) == 5
+    scores = [p["score"] for p in result["predictions"]]
+    assert scores == sorted(scores, reverse=True)
+    assert set(result["predictions"][0]) == {"class_id", "wnid", "label", "score"}
+    assert {"decode", "inference", "total"} <= set(result["timing_ms"])
+    assert "inference;dur=" in response.headers["Server-Timing"]
+    assert count_predictions(app) == 1
+
+
+def test_predict_raw_body(client, token):
+    response = client.post(
+        "/predict?top_k=3",
+        data=make_image_bytes("PNG"),
+        headers={**bearer(token), "Content-Type": "image/png"},
+    )
+    assert response.status_code == 200
+    assert len(response.get_json()["results"][0]["predictions"]) == 3
+
+
+def test_several_images_come_back_in_order_as_one_batch(client, token):
+    files = [
+        jpeg("a.jpg", color=(250, 0, 0)),
+        (io.BytesIO(make_image_bytes("PNG", color=(0, 250, 0))), "b.png"),
+        (io.BytesIO(make_image_bytes("WEBP", color=(0, 0, 250))), "c.webp"),
+    ]
+    response = post_files(client, files, token=token)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["batch_size"] == 3
+    assert [r["filename"] for r in body["results"]] == ["a.jpg", "b.png", "c.webp"]
+    ids = [r["id"] for r in body["results"]]
+    assert ids == sorted(ids)
+
+
+def test_predict_with_session_needs_csrf_header(client, signed_in):
+    without = post_files(client, [jpeg()])
+    assert without.status_code == 400
+    assert without.get_json()["error"]["code"] == "csrf_failed"
+    with_header = post_files(
+        client, [jpeg()], headers={"X-CSRFToken": signed_in.page_csrf_token()}
+    )
+    assert with_header.status_code == 200
+
+
+def test_predict_without_auth_is_401_json(client):
+    response = post_files(client, [jpeg()])
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer sc_not-a-real-token", "Basic abc", "Bearer "]
+)
+def test_bad_tokens_are_401(client, header):
+    response = client.post("/predict", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_revoked_token_is_401(client, token, app):
+    with app.app_context():
+        row = db.session.scalar(sa.select(ApiToken))
+        from app.models import utcnow
+
+        row.revoked_at = utcnow()
+        db.session.commit()
+    assert post_files(client, [jpeg()], token=token).status_code == 401
+
+
+def text_file():
+    return (io.BytesIO(b"just some text\n"), "notes.jpg")
+
+
+def truncated_jpeg():
+    data = make_image_bytes("JPEG", size=(640, 480))
+    return (io.BytesIO(data[: len(data) // 2]), "cut.jpg")
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "code"),
+    [
+        ([(io.BytesIO(b""), "empty.jpg")], 400, "invalid_image"),
+        ([text_file()], 400, "invalid_image"),
+        ([truncated_jpeg()], 400, "invalid_image"),
+        (
+            [(io.BytesIO(b"<svg xmlns='http://www.w3.org/2000/svg'/>"), "x.jpg")],
+            415,
+            "unsupported_format",
+        ),
+        ([(io.BytesIO(b"%PDF-1.4\n%%EOF"), "doc.jpg")], 415, "unsupported_format"),
+        (
+            [(io.BytesIO(b"%!PS-Adobe-3.0 EPSF-3.0"), "art.jpg")],
+            415,
+            "unsupported_format",
+        ),
+        (
+            [(io.BytesIO(png_claiming(10_000, 10_000)), "bomb.png")],
+            413,
+            "image_too_large",
+        ),
+    ],
+)
+def test_bad_images_get_clear_errors_and_store_nothing(
+    client, token, app, files, status, code
+):
+    response = post_files(client, files, token=token)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert files[0][1] in error["message"]
+    assert count_predictions(app) == 0
+
+
+def test_one_bad_file_rejects_the_whole_batch(client, token, app):
+    response = post_files(client, [jpeg("good.jpg"), text_file()], token=token)
+    assert response.status_code == 400
+    assert "notes.jpg" in response.get_json()["error"]["message"]
+    assert count_predictions(app) == 0
+
+
+def test_no_file_is_400(client, token):
+    response = client.post(
+        "/predict",
+        data={"other": "x"},
+        headers=bearer(token),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "no_file"
+
+
+def test_wrong_content_type_is_415(client, token):
+    response = client.post(
+        "/predict",
+        data="hello",
+        headers={**bearer(token), "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415
+
+
+def test_too_many_files_is_400(client, token, app):
+    app.config["MAX_FILES_PER_REQUEST"] = 2
+    response = post_files(client, [jpeg(), jpeg(), jpeg()], token=token)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_files"
+
+
+def test_oversized_body_is_413(client, token, app):
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = post_files(client, [jpeg(size=(800, 800))], token=token)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("top_k", ["0", "21", "-1", "five", "2.5"])
+def test_bad_top_k_is_400(client, token, top_k):
+    response = post_files(client, [jpeg()], token=token, top_k=top_k)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_top_k"
+
+
+def test_top_k_bounds_are_accepted(client, token):
+    for top_k in (1, 20):
+        response = post_files(client, [jpeg()], token=token, top_k=str(top_k))
+        assert len(response.get_json()["results"][0]["predictions"]) == top_k
+
+
+def test_get_on_predict_is_405_json(client, token):
+    response = client.get("/predict", headers=bearer(token))
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_list_get_and_delete_own_predictions(client, token):
+    ids = [
+        post_files(client, [jpeg()], token=token).get_json()["results"][0]["id"]
+        for _ in range(3)
+    ]
+    listing = client.get(
+        "/api/predictions?per_page=2", headers=bearer(token)
+    ).get_json()
+    assert listing["total"] == 3 and listing["pages"] == 2
+    assert [item["id"] for item in listing["items"]] == ids[::-1][:2]
+    one = client.get(f"/api/predictions/{ids[0]}", headers=bearer(token)).get_json()
+    assert one["id"] == ids[0] and one["model"]["random_weights"] is True
+    deleted = client.delete(f"/api/predictions/{ids[0]}", headers=bearer(token))
+    assert deleted.status_code == 204
+    again = client.get(f"/api/predictions/{ids[0]}", headers=bearer(token))
+    assert again.status_code == 404
+
+
+def test_other_users_predictions_are_404(client, token, app):
+    prediction_id = post_files(client, [jpeg()], token=token).get_json()["results"][0][
+        "id"
+    ]
+    with app.app_context():
+        from app.passwords import hash_password
+
+        bob = User(username="bob", password_hash=hash_password("bobs password"))
+        db.session.add(bob)
+        db.session.commit()
+        _, bob_token = _issue(bob)
+    for method in ("get", "delete"):
+        response = getattr(client, method)(
+            f"/api/predictions/{prediction_id}", headers=bearer(bob_token)
+        )
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "not_found"
+    assert (
+        client.get(
+            f"/api/predictions/{prediction_id}", headers=bearer(token)
+        ).status_code
+        == 200
+    )
+
+
+def _issue(user):
+    row, plain = ApiToken.issue(user, "t")
+    db.session.add(row)
+    db.session.commit()
+    return row, plain
+
+
+def test_healthz_needs_nothing(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_model_and_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"model": True, "database": True}
+
+
+def test_readyz_is_503_when_model_not_loaded(app, client):
+    from app.inference import build_classifier
+    from app.model_service import model_service
+
+    with app.app_context():
+        model_service().use(build_classifier("random"))  # built, never loaded
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["model"] is False
+
+
+def test_unknown_api_route_is_json_404(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
