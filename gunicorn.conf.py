@@ -47,15 +47,31 @@ os.environ.setdefault("INTER_OP_THREADS", "1")
 
 
 def on_starting(server):
-    """In the master, before forking: make sure the weights exist (download the
-    ImageNet weights once, so workers do not race), or refuse to start."""
+    """In the master, before forking: fetch the ImageNet weights once (so workers
+    do not race) and convert the model for OpenVINO once, or refuse to start.
+
+    Both run TensorFlow in a child process: the master must never import it.
+    """
+    from pathlib import Path
+
     from app.inference import WeightsUnavailable
+    from app.inference import ensure_converted
     from app.inference import ensure_weights
     from app.inference import parse_weights
+    from app.inference import resolve_backend
 
     try:
-        ensure_weights(parse_weights(os.environ.get("MODEL_WEIGHTS", "imagenet")))
-    except WeightsUnavailable as exc:
+        spec = parse_weights(os.environ.get("MODEL_WEIGHTS", "imagenet"))
+        ensure_weights(spec)
+        backend = resolve_backend(os.environ.get("INFERENCE_BACKEND", "auto"))
+        if backend == "openvino":
+            cache = os.environ.get("MODEL_CACHE_DIR") or Path(__file__).parent / (
+                "instance/models"
+            )
+            path = ensure_converted(spec, Path(cache))
+            os.environ["SNAPCLASS_OPENVINO_MODEL"] = str(path)
+            server.log.info("OpenVINO model: %s", path)
+    except (WeightsUnavailable, ValueError) as exc:
         print(f"\nSnapclass cannot start.\n\n{exc}\n", file=sys.stderr)
         raise SystemExit(1) from None
 

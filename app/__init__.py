@@ -44,6 +44,8 @@ def configure_defaults(app: Flask) -> None:
     """Fill in what has a safe default on a single host: secret and database."""
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+    if not app.config.get("MODEL_CACHE_DIR"):
+        app.config["MODEL_CACHE_DIR"] = str(Path(app.instance_path) / "models")
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         path = Path(app.instance_path) / "snapclass.sqlite3"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"

@@ -34,6 +34,10 @@ class ModelService:
     def init_app(self, app: Flask) -> None:
         self._settings = {
             "weights": app.config["MODEL_WEIGHTS"],
+            "backend": app.config["INFERENCE_BACKEND"],
+            "model_cache_dir": app.config["MODEL_CACHE_DIR"],
+            "openvino_precision": app.config["OPENVINO_PRECISION"],
+            "converted_model": app.config["OPENVINO_MODEL"],
             "labels_path": app.config["IMAGENET_LABELS"],
             "intra_op_threads": app.config["INTRA_OP_THREADS"],
             "inter_op_threads": app.config["INTER_OP_THREADS"],

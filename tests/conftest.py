@@ -20,9 +20,24 @@ PASSWORD = "a long enough password"
 
 
 @pytest.fixture(scope="session")
-def classifier():
-    """The real ResNet50 with random weights, loaded once for the whole run."""
-    model = build_classifier("random")
+def model_cache_dir(tmp_path_factory):
+    """Converted models for this test run (never the developer's instance/)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def keras_classifier():
+    """ResNet50 in TensorFlow/Keras with random weights: the reference."""
+    model = build_classifier("random", backend="tensorflow")
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
+def classifier(model_cache_dir):
+    """The real ResNet50 on the default backend (as the server runs it), random
+    weights, loaded once for the whole run."""
+    model = build_classifier("random", model_cache_dir=model_cache_dir)
     model.load()
     return model
 

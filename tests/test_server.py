@@ -41,6 +41,7 @@ def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "WEB_CONCURRENCY": "2",
         "GUNICORN_ACCESS_LOG": "",
         "FLASK_APP": "wsgi",
+        "MODEL_CACHE_DIR": str(tmp / "models"),
         "PYTHONUNBUFFERED": "1",
     }
     env.update(overrides)
@@ -173,6 +174,13 @@ def test_workers_load_the_model_after_fork(live_server):
     )
     assert len(ready) == 2
     assert len({pid for pid, _ in ready}) == 2
+    # The master converted the model once; workers run OpenVINO only, so no
+    # TensorFlow library is mapped into their memory.
+    assert "OpenVINO model:" in log
+    for pid, _ in ready:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "openvino" in maps
+        assert "site-packages/tensorflow/" not in maps
 
 
 def test_server_refuses_to_start_without_weights(tmp_path):

@@ -4,6 +4,9 @@ The public interface is :func:`build_classifier` and :class:`Classifier`
 (``load``, ``decode``, ``classify``), plus the errors in :mod:`.errors`.
 """
 
+from pathlib import Path
+
+from .backends import resolve_backend
 from .classifier import BatchResult
 from .classifier import Classifier
 from .classifier import ModelInfo
@@ -18,6 +21,10 @@ from .images import ACCEPTED_FORMATS
 from .images import DecodedImage
 from .labels import Labels
 from .labels import load_labels
+from .openvino_runtime import DEFAULT_PRECISION
+from .openvino_runtime import OpenVINORuntime
+from .openvino_runtime import ensure_converted
+from .runtime import Runtime
 from .runtime import TensorFlowRuntime
 from .weights import WeightsSpec
 from .weights import ensure_weights
@@ -32,6 +39,7 @@ __all__ = [
     "InferenceError",
     "InvalidImage",
     "Labels",
+    "OpenVINORuntime",
     "ModelInfo",
     "ModelUnavailable",
     "Prediction",
@@ -40,21 +48,42 @@ __all__ = [
     "WeightsSpec",
     "WeightsUnavailable",
     "build_classifier",
+    "ensure_converted",
     "ensure_weights",
     "load_labels",
     "parse_weights",
+    "resolve_backend",
 ]
 
 
 def build_classifier(
     weights: str | None,
     *,
+    backend: str | None = "auto",
     labels_path: str | None = None,
     intra_op_threads: int = 0,
     inter_op_threads: int = 0,
     max_pixels: int = 40_000_000,
+    model_cache_dir: str | Path | None = None,
+    openvino_precision: str = DEFAULT_PRECISION,
+    converted_model: str | Path | None = None,
 ) -> Classifier:
-    """Build (not load) a classifier from settings."""
+    """Build (not load) a classifier from settings; loading is ``load()``."""
     spec = parse_weights(weights)
-    runtime = TensorFlowRuntime(spec, intra_op_threads, inter_op_threads)
+    runtime: Runtime
+    if resolve_backend(backend) == "openvino":
+        runtime = OpenVINORuntime(
+            spec,
+            Path(model_cache_dir or default_model_cache_dir()),
+            threads=intra_op_threads,
+            precision=openvino_precision,
+            model_path=Path(converted_model) if converted_model else None,
+        )
+    else:
+        runtime = TensorFlowRuntime(spec, intra_op_threads, inter_op_threads)
     return Classifier(runtime, load_labels(labels_path), spec, max_pixels=max_pixels)
+
+
+def default_model_cache_dir() -> Path:
+    """``instance/models`` of this project (what the Flask app uses too)."""
+    return Path(__file__).resolve().parents[2] / "instance" / "models"

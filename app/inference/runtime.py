@@ -10,13 +10,10 @@ from typing import Protocol
 import numpy as np
 
 from .errors import WeightsUnavailable
+from .weights import RANDOM_WEIGHTS_SEED
 from .weights import WeightsSpec
 
 log = logging.getLogger(__name__)
-
-# Random weights are seeded so that every worker (and every instance) holds the
-# same untrained network: the same upload gives the same answer everywhere.
-RANDOM_WEIGHTS_SEED = 1234
 
 
 class Runtime(Protocol):
@@ -47,6 +44,7 @@ class TensorFlowRuntime:
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
         self._function = None
+        self.keras_model = None
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -84,7 +82,7 @@ class TensorFlowRuntime:
         def forward(batch):
             return model(batch, training=False)
 
-        self._model = model
+        self.keras_model = model
         return forward
 
     def _configure_threads(self, tf) -> None:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from .errors import WeightsUnavailable
@@ -22,6 +23,10 @@ _LABELS_URL = (
     "https://storage.googleapis.com/download.tensorflow.org/data/"
     "imagenet_class_index.json"
 )
+
+# Random weights are seeded so that every worker (and every instance) holds the
+# same untrained network: the same upload gives the same answer everywhere.
+RANDOM_WEIGHTS_SEED = 1234
 
 OFFLINE_HELP = (
     "Snapclass could not obtain the ImageNet weights for ResNet50 ({reason}). "
@@ -78,14 +83,25 @@ def imagenet_weights_path() -> Path:
 
 
 def fingerprint(spec: WeightsSpec) -> str:
-    """A short stable id of the weights, for caches keyed by model."""
-    if spec.kind == "file" and spec.path is not None:
-        digest = hashlib.sha256()
-        with spec.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return "file-" + digest.hexdigest()[:16]
-    return spec.kind
+    """A short stable id of the weights, for caches keyed by model.
+
+    Files are hashed; random weights are defined by Keras' version and the seed.
+    """
+    if spec.kind == "random":
+        return f"random-keras{_keras_version()}-seed{RANDOM_WEIGHTS_SEED}"
+    path = spec.path if spec.kind == "file" else imagenet_weights_path()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{spec.kind}-{digest.hexdigest()[:16]}"
+
+
+def _keras_version() -> str:
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def ensure_weights(spec: WeightsSpec, timeout_s: float = 600.0) -> None:

@@ -1,0 +1,123 @@
+"""ResNet50 on OpenVINO, converted once from the Keras model.
+
+Workers that use this runtime import only OpenVINO (~300 MB less memory than
+TensorFlow, and about twice as fast on CPU). Conversion needs TensorFlow, so it
+runs in a separate short-lived process (``python -m app.inference.convert``)
+and the result is cached on disk, keyed by the weights' fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WeightsUnavailable
+from .weights import WeightsSpec
+from .weights import fingerprint
+
+log = logging.getLogger(__name__)
+
+# f32 keeps every softmax score within 1e-6 of Keras. bf16 (on CPUs with
+# AVX512_BF16/AMX) halves inference time but moves scores by up to ~1e-2.
+DEFAULT_PRECISION = "f32"
+
+
+def converted_model_path(cache_dir: Path, spec: WeightsSpec) -> Path:
+    """Where the OpenVINO IR for these weights lives (``.xml`` + ``.bin``)."""
+    return Path(cache_dir) / f"resnet50-{fingerprint(spec)}.xml"
+
+
+def ensure_converted(
+    spec: WeightsSpec, cache_dir: Path, timeout_s: float = 900
+) -> Path:
+    """Convert the Keras model to OpenVINO IR unless it is cached already.
+
+    Runs the conversion in a child process so that this process (the Gunicorn
+    master, or a worker) never imports TensorFlow.
+    """
+    target = converted_model_path(cache_dir, spec)
+    if target.is_file() and target.with_suffix(".bin").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    weights_arg = str(spec.path) if spec.kind == "file" else spec.kind
+    command = [
+        sys.executable,
+        "-m",
+        "app.inference.convert",
+        weights_arg,
+        str(target),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    if result.returncode != 0 or not target.is_file():
+        lines = (result.stderr or result.stdout or "").strip().splitlines()
+        reason = lines[-1][:300] if lines else f"exit code {result.returncode}"
+        raise WeightsUnavailable(f"Converting the model to OpenVINO failed: {reason}")
+    return target
+
+
+class OpenVINORuntime:
+    """A compiled OpenVINO model with one infer request per calling thread."""
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        weights: WeightsSpec,
+        cache_dir: Path,
+        *,
+        threads: int = 0,
+        precision: str = DEFAULT_PRECISION,
+        model_path: Path | None = None,
+    ) -> None:
+        self.weights = weights
+        self.cache_dir = Path(cache_dir)
+        # Set when the Gunicorn master converted the model before forking.
+        self.model_path = Path(model_path) if model_path else None
+        self.threads = threads
+        self.precision = precision
+        self._compiled = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._compiled is not None:
+                return
+            import openvino as ov
+
+            if self.model_path is None or not self.model_path.is_file():
+                self.model_path = ensure_converted(self.weights, self.cache_dir)
+            core = ov.Core()
+            model = core.read_model(str(self.model_path))
+            model.reshape([-1, 224, 224, 3])  # any batch size, one compiled model
+            config = {
+                "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": "1",
+                "INFERENCE_PRECISION_HINT": self.precision,
+            }
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = str(self.threads)
+            self._compiled = core.compile_model(model, "CPU", config)
+            log.info(
+                "OpenVINO model %s compiled (threads=%s, precision=%s)",
+                self.model_path.name,
+                self.threads or "auto",
+                self.precision,
+            )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self._compiled is None:
+            raise RuntimeError("runtime not loaded")
+        # An infer request is not thread-safe; Gunicorn threads each get one.
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        outputs = request.infer({0: np.ascontiguousarray(batch)})
+        return np.array(outputs[0], copy=True)
