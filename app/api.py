@@ -53,7 +53,9 @@ def predict():
     )
     uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
     classifier = model_service().ready_classifier()
-    outcome = classify_and_store(classifier, current_user, uploads, top_k)
+    outcome = classify_and_store(
+        classifier, current_user, uploads, top_k, use_cache=config["RESULT_CACHE"]
+    )
     results = []
     for row in outcome.rows:
         results.append(
@@ -64,6 +66,7 @@ def predict():
                 "width": row.width,
                 "height": row.height,
                 "predictions": row.top_k,
+                "cached": row.cached,
                 "timing_ms": {
                     **row.timing_ms,
                     "total": round(outcome.timing_ms["total"], 2),
@@ -74,7 +77,7 @@ def predict():
     response = jsonify(
         model=classifier.info.as_dict(), batch_size=outcome.batch_size, results=results
     )
-    response.headers["Server-Timing"] = server_timing_header(outcome.timing_ms)
+    response.headers["Server-Timing"] = server_timing_header(outcome)
     return response
 
 

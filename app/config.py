@@ -58,6 +58,8 @@ class Config:
     MAX_FILES_PER_REQUEST = env_int("MAX_FILES_PER_REQUEST", 16)
     MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
     DEFAULT_TOP_K = 5
+    # Answer re-uploads of identical bytes from the database (same model only).
+    RESULT_CACHE = env_bool("RESULT_CACHE", True)
     MAX_TOP_K = 20
 
     # Model.

@@ -104,13 +104,15 @@ class Prediction(db.Model):
     __table_args__ = (
         # History pages: one user's rows, newest first.
         sa.Index("ix_predictions_user_created", "user_id", "created_at"),
+        # Result cache: the same bytes through the same model.
+        sa.Index("ix_predictions_cache", "sha256", "model_fingerprint"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE")
     )
-    sha256: so.Mapped[str] = so.mapped_column(sa.String(64), index=True)
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
     filename: so.Mapped[str] = so.mapped_column(sa.String(255))
     mime_type: so.Mapped[str] = so.mapped_column(sa.String(32))
     size_bytes: so.Mapped[int] = so.mapped_column(sa.Integer)
@@ -122,6 +124,12 @@ class Prediction(db.Model):
     model_name: so.Mapped[str] = so.mapped_column(sa.String(64))
     weights: so.Mapped[str] = so.mapped_column(sa.String(255))
     backend: so.Mapped[str] = so.mapped_column(sa.String(32))
+    # Weights + runtime that produced the scores; the result cache's key.
+    model_fingerprint: so.Mapped[str] = so.mapped_column(
+        sa.String(128), server_default=""
+    )
+    # True when the scores were copied from an earlier identical upload.
+    cached: so.Mapped[bool] = so.mapped_column(sa.Boolean, server_default=sa.false())
     timing_ms: so.Mapped[dict] = so.mapped_column(sa.JSON)
     # Deferred: history lists never load the image bytes.
     thumbnail: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary, deferred=True)
@@ -151,5 +159,6 @@ class Prediction(db.Model):
                 "random_weights": self.random_weights,
             },
             "timing_ms": self.timing_ms,
+            "cached": self.cached,
             "created_at": self.created_at.isoformat(),
         }

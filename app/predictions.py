@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from .extensions import db
 from .inference import Classifier
@@ -23,7 +24,8 @@ class ClassifyOutcome:
 
     rows: list[Prediction]
     timing_ms: dict[str, float] = field(default_factory=dict)
-    batch_size: int = 0
+    batch_size: int = 0  # images that went through the network
+    cache_hits: int = 0
 
 
 class ImageRejected(Exception):
@@ -36,53 +38,53 @@ class ImageRejected(Exception):
 
 
 def classify_and_store(
-    classifier: Classifier, user: User, uploads: list[Upload], top_k: int
+    classifier: Classifier,
+    user: User,
+    uploads: list[Upload],
+    top_k: int,
+    *,
+    use_cache: bool = True,
 ) -> ClassifyOutcome:
-    """Decode every upload, classify them as one batch, store one row each.
+    """Classify every upload and store one history row each, in upload order.
 
-    Nothing is stored unless every upload decodes and the commit succeeds, so a
-    success reply always means the rows exist and a failure leaves none.
+    Uploads whose bytes were classified before by the same model are answered
+    from the database (no decoding, no inference); the rest are decoded and run
+    through the network as one batch. Nothing is stored unless every upload
+    decodes and the commit succeeds, so a success reply always means the rows
+    exist and a failure leaves none.
     """
     started = time.perf_counter()
-    decoded = []
-    for upload in uploads:
+    digests = [hashlib.sha256(upload.data).hexdigest() for upload in uploads]
+    hits = cached_results(digests, classifier.fingerprint, top_k) if use_cache else {}
+    misses = [i for i, digest in enumerate(digests) if digest not in hits]
+    decoded = {}
+    for i in misses:
         try:
-            decoded.append(classifier.decode(upload.data))
+            decoded[i] = classifier.decode(uploads[i].data)
         except InferenceError as exc:
-            raise ImageRejected(upload.filename, exc) from exc
-    decode_ms = sum(image.decode_ms for image in decoded)
-    batch = classifier.classify(decoded, top_k)
+            raise ImageRejected(uploads[i].filename, exc) from exc
+    batch = classifier.classify([decoded[i] for i in misses], top_k) if misses else None
+    predicted = dict(zip(misses, batch.predictions, strict=True)) if batch else {}
 
     db_started = time.perf_counter()
     info = classifier.info
     rows = []
-    for upload, image, predictions in zip(
-        uploads, decoded, batch.predictions, strict=True
-    ):
-        best = predictions[0]
-        rows.append(
-            Prediction(
-                user_id=user.id,
-                sha256=hashlib.sha256(upload.data).hexdigest(),
-                filename=upload.filename,
-                mime_type=image.mime_type,
-                size_bytes=len(upload.data),
-                width=image.width,
-                height=image.height,
-                top_k=[p.as_dict() for p in predictions],
-                top_label=best.label,
-                top_score=best.score,
-                model_name=info.name,
-                weights=info.weights,
-                backend=info.backend,
-                timing_ms={
-                    "decode": round(image.decode_ms, 2),
-                    "preprocess": round(batch.preprocess_ms, 2),
-                    "inference": round(batch.inference_ms, 2),
-                },
-                thumbnail=image.thumbnail,
-            )
+    for i, (upload, digest) in enumerate(zip(uploads, digests, strict=True)):
+        row = Prediction(
+            user_id=user.id,
+            sha256=digest,
+            filename=upload.filename,
+            size_bytes=len(upload.data),
+            model_name=info.name,
+            weights=info.weights,
+            backend=info.backend,
+            model_fingerprint=classifier.fingerprint or "",
         )
+        if digest in hits:
+            copy_cached_result(row, hits[digest], top_k)
+        else:
+            fill_new_result(row, decoded[i], predicted[i], batch)
+        rows.append(row)
     try:
         db.session.add_all(rows)
         db.session.commit()
@@ -93,14 +95,63 @@ def classify_and_store(
     return ClassifyOutcome(
         rows=rows,
         timing_ms={
-            "decode": decode_ms,
-            "preprocess": batch.preprocess_ms,
-            "inference": batch.inference_ms,
+            "decode": sum(image.decode_ms for image in decoded.values()),
+            "preprocess": batch.preprocess_ms if batch else 0.0,
+            "inference": batch.inference_ms if batch else 0.0,
             "db": (finished - db_started) * 1000.0,
             "total": (finished - started) * 1000.0,
         },
-        batch_size=len(rows),
+        batch_size=len(misses),
+        cache_hits=len(uploads) - len(misses),
     )
+
+
+def cached_results(
+    digests: list[str], model_fingerprint: str | None, top_k: int
+) -> dict[str, Prediction]:
+    """The latest earlier result per digest from the same model, with enough
+    labels for ``top_k``."""
+    if not model_fingerprint or not digests:
+        return {}
+    latest = (
+        sa.select(sa.func.max(Prediction.id))
+        .where(
+            Prediction.sha256.in_(set(digests)),
+            Prediction.model_fingerprint == model_fingerprint,
+        )
+        .group_by(Prediction.sha256)
+    )
+    rows = db.session.scalars(
+        sa.select(Prediction)
+        .where(Prediction.id.in_(latest))
+        .options(so.undefer(Prediction.thumbnail))
+    ).all()
+    return {row.sha256: row for row in rows if len(row.top_k) >= top_k}
+
+
+def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
+    row.mime_type = source.mime_type
+    row.width, row.height = source.width, source.height
+    row.top_k = source.top_k[:top_k]
+    row.top_label, row.top_score = source.top_label, source.top_score
+    row.thumbnail = source.thumbnail
+    row.cached = True
+    row.timing_ms = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0}
+
+
+def fill_new_result(row: Prediction, image, predictions, batch) -> None:
+    best = predictions[0]
+    row.mime_type = image.mime_type
+    row.width, row.height = image.width, image.height
+    row.top_k = [p.as_dict() for p in predictions]
+    row.top_label, row.top_score = best.label, best.score
+    row.thumbnail = image.thumbnail
+    row.cached = False
+    row.timing_ms = {
+        "decode": round(image.decode_ms, 2),
+        "preprocess": round(batch.preprocess_ms, 2),
+        "inference": round(batch.inference_ms, 2),
+    }
 
 
 def owned_prediction(user: User, prediction_id: int) -> Prediction | None:
@@ -120,6 +171,11 @@ def history_query(user: User) -> sa.Select:
     )
 
 
-def server_timing_header(timing_ms: dict[str, float]) -> str:
-    """``Server-Timing: decode;dur=3.1, inference;dur=48.0, ...``"""
-    return ", ".join(f"{name};dur={value:.1f}" for name, value in timing_ms.items())
+def server_timing_header(outcome: ClassifyOutcome) -> str:
+    """``Server-Timing: decode;dur=3.1, ..., total;dur=55.2, cache;desc="1/2"``
+
+    The ``cache`` entry says how many of the request's images were cache hits.
+    """
+    parts = [f"{name};dur={value:.1f}" for name, value in outcome.timing_ms.items()]
+    parts.append(f'cache;desc="{outcome.cache_hits}/{len(outcome.rows)}"')
+    return ", ".join(parts)

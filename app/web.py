@@ -52,7 +52,11 @@ def upload():
         uploads = read_uploads(request, current_app.config["MAX_FILES_PER_REQUEST"])
         classifier = model_service().ready_classifier()
         outcome = classify_and_store(
-            classifier, current_user, uploads, current_app.config["DEFAULT_TOP_K"]
+            classifier,
+            current_user,
+            uploads,
+            current_app.config["DEFAULT_TOP_K"],
+            use_cache=current_app.config["RESULT_CACHE"],
         )
     except (UploadError, ImageRejected, InferenceError) as exc:
         status, message = _upload_failure(exc)

@@ -171,5 +171,25 @@ def gradient_image(size=(320, 240)) -> Image.Image:
 
 
 @pytest.fixture
+def token(app, signed_in):
+    """A bearer token for the signed-in user alice."""
+    import sqlalchemy as sa
+
+    from app.models import ApiToken
+    from app.models import User
+
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.username == "alice"))
+        row, plain = ApiToken.issue(user, "tests")
+        db.session.add(row)
+        db.session.commit()
+    return plain
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
 def image_bytes():
     return make_image_bytes

@@ -11,23 +11,9 @@ from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
+from tests.conftest import bearer
 from tests.conftest import make_image_bytes
 from tests.test_images import png_claiming
-
-
-@pytest.fixture
-def token(app, signed_in):
-    """A bearer token for alice."""
-    with app.app_context():
-        user = db.session.scalar(sa.select(User).where(User.username == "alice"))
-        row, plain = ApiToken.issue(user, "tests")
-        db.session.add(row)
-        db.session.commit()
-    return plain
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def post_files(client, files, token=None, headers=None, **fields):

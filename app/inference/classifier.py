@@ -22,6 +22,7 @@ from .images import preprocess_batch
 from .labels import Labels
 from .runtime import Runtime
 from .weights import WeightsSpec
+from .weights import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Classifier:
         self.weights = weights
         self.max_pixels = max_pixels
         self.load_seconds: float | None = None
+        self.fingerprint: str | None = None
         self._ready = threading.Event()
         self._load_lock = threading.Lock()
 
@@ -113,6 +115,7 @@ class Classifier:
             started = time.perf_counter()
             self.runtime.load()
             self.runtime(preprocess_batch([_blank_image()]))
+            self.fingerprint = f"{fingerprint(self.weights)}/{self.runtime.variant}"
             self.load_seconds = time.perf_counter() - started
             self._ready.set()
             log.info("model ready in %.2f s (%s)", self.load_seconds, self.info)

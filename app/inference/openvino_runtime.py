@@ -82,6 +82,7 @@ class OpenVINORuntime:
         self.model_path = Path(model_path) if model_path else None
         self.threads = threads
         self.precision = precision
+        self.variant = f"openvino-{precision}"
         self._compiled = None
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -20,6 +20,9 @@ class Runtime(Protocol):
     """What the classifier needs from a runtime."""
 
     name: str
+    # Which numerics it computes with ("tensorflow", "openvino-f32"...): two
+    # runtimes with the same variant and weights give the same scores.
+    variant: str
 
     def load(self) -> None: ...
 
@@ -36,6 +39,7 @@ class TensorFlowRuntime:
     """
 
     name = "tensorflow"
+    variant = "tensorflow"
 
     def __init__(
         self, weights: WeightsSpec, intra_op_threads: int = 0, inter_op_threads: int = 0

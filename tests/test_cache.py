@@ -1,0 +1,99 @@
+"""The result cache: identical bytes through the same model skip the network."""
+
+from __future__ import annotations
+
+import io
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Prediction
+from tests.conftest import bearer
+from tests.conftest import make_image_bytes
+
+PHOTO = make_image_bytes("JPEG", size=(500, 400), color=(90, 160, 20))
+
+
+def predict(client, token, *images, **fields):
+    files = [(io.BytesIO(data), f"img{i}.jpg") for i, data in enumerate(images)]
+    return client.post(
+        "/predict",
+        data={"image": files, **fields},
+        headers=bearer(token),
+        content_type="multipart/form-data",
+    )
+
+
+def test_second_upload_of_same_bytes_is_a_cache_hit(client, token, app):
+    first = predict(client, token, PHOTO)
+    second = predict(client, token, PHOTO)
+    one, two = first.get_json()["results"][0], second.get_json()["results"][0]
+    assert one["cached"] is False and two["cached"] is True
+    assert two["predictions"] == one["predictions"]
+    assert two["id"] != one["id"]  # the user's own history entry, every time
+    assert 'cache;desc="1/1"' in second.headers["Server-Timing"]
+    assert 'cache;desc="0/1"' in first.headers["Server-Timing"]
+    assert second.get_json()["batch_size"] == 0
+    with app.app_context():
+        rows = db.session.scalars(sa.select(Prediction).order_by(Prediction.id)).all()
+        assert [r.cached for r in rows] == [False, True]
+        assert rows[1].thumbnail == rows[0].thumbnail
+
+
+def test_cache_hit_skips_decoding_and_inference(client, token, classifier, monkeypatch):
+    predict(client, token, PHOTO)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded or classified despite a cache hit")
+
+    monkeypatch.setattr(classifier, "decode", fail)
+    monkeypatch.setattr(classifier, "classify", fail)
+    response = predict(client, token, PHOTO)
+    assert response.status_code == 200
+    assert response.get_json()["results"][0]["cached"] is True
+
+
+def test_cache_works_across_users(client, token, auth, app):
+    predict(client, token, PHOTO)
+    other = app.test_client()
+    from tests.conftest import AuthActions
+
+    bob = AuthActions(other)
+    bob.register("bob")
+    response = other.post(
+        "/predict",
+        data={"image": [(io.BytesIO(PHOTO), "mine.jpg")]},
+        headers={"X-CSRFToken": bob.page_csrf_token()},
+        content_type="multipart/form-data",
+    )
+    result = response.get_json()["results"][0]
+    assert result["cached"] is True and result["filename"] == "mine.jpg"
+    listing = other.get("/api/predictions").get_json()
+    assert [item["id"] for item in listing["items"]] == [result["id"]]
+
+
+def test_mixed_batch_runs_only_new_images_and_keeps_order(client, token):
+    predict(client, token, PHOTO)
+    fresh = make_image_bytes("PNG", color=(1, 2, 250))
+    response = predict(client, token, fresh, PHOTO)
+    body = response.get_json()
+    assert [r["cached"] for r in body["results"]] == [False, True]
+    assert [r["filename"] for r in body["results"]] == ["img0.jpg", "img1.jpg"]
+    assert body["batch_size"] == 1
+    assert 'cache;desc="1/2"' in response.headers["Server-Timing"]
+
+
+def test_other_model_or_more_labels_is_a_miss(client, token, classifier, monkeypatch):
+    predict(client, token, PHOTO)
+    assert (
+        predict(client, token, PHOTO, top_k="8").get_json()["results"][0]["cached"]
+        is False
+    )  # stored 5 labels cannot answer top 8
+    monkeypatch.setattr(classifier, "fingerprint", "other-weights/openvino-f32")
+    assert predict(client, token, PHOTO).get_json()["results"][0]["cached"] is False
+
+
+def test_cache_can_be_turned_off(client, token, app):
+    app.config["RESULT_CACHE"] = False
+    predict(client, token, PHOTO)
+    assert predict(client, token, PHOTO).get_json()["results"][0]["cached"] is False
