@@ -7,7 +7,7 @@ PORT ?= 8000
 export FLASK_APP := wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres lint format clean
+.PHONY: help venv run test test-postgres lint format clean bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -42,3 +42,6 @@ format: venv ## Format the code with ruff
 clean: ## Remove caches (keeps .venv and instance/)
 	rm -rf .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+bench: venv ## Benchmark model, pipeline and served app in one run (~4 min)
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)

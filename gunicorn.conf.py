@@ -2,19 +2,25 @@
 
 Every value can be overridden by environment variable (names below).
 
-Layout on this 2-core machine (random weights, TensorFlow 2.21 compiled call,
-one 224x224 image; see README "Performance" for the full table):
+Layout, measured with ``make bench --layouts`` on this 2-core machine (OpenVINO
+f32, random weights, 1365x1365 JPEG, Locust 10 users with no wait, 30 s each,
+Locust on the same machine):
 
-    intra-op threads   batch 1 latency   images/s per process
-    2                  28 ms             35
-    1                  41 ms             24 (x2 workers = 48 img/s total)
+    workers x threads, intra-op threads   req/s   p50 ms   p95 ms
+    1 x 2, intra 2                         27.5     350      360
+    1 x 4, intra 2                         29.4     330      360
+    2 x 1, intra 1                         20.3     480      480
+    2 x 2, intra 1   (default)             31.4     310      330
+    2 x 2, intra 2   (oversubscribed)      31.6     400      510
+    3 x 1, intra 1                         25.5      92      740
 
-Two workers with one intra-op thread each give the most throughput: each
-worker keeps one core busy and they never fight over cores. One worker with
-two intra-op threads answers a single request faster but serves fewer per
-second. So the defaults are: one worker per core, TensorFlow's thread pool
-sized cores // workers, and 2 threads per worker so one request's decode and
-database work overlaps another's inference.
+One worker per core, each with a single inference thread and two request
+threads, serves the most with the tightest tail: while one request of a worker
+is in the network, the other decodes its upload or talks to the database, and
+the workers never fight over cores. Two inference threads in one process are
+faster per request at low load (15 ms instead of 29 ms) but serve less under
+load. The same rule scales to N cores: N workers, cores // workers intra-op
+threads, 2 threads each. Raise threads for slow clients, not for speed.
 """
 
 import os

@@ -1,0 +1,692 @@
+"""``make bench``: the model, the pipeline and the served app, measured in one run.
+
+Prints one report with
+  (a) the raw in-process ceiling of each backend (batch 1 and best batch),
+  (b) decode + preprocess time, naive vs ours, for small, medium and 12 MP JPEGs,
+  (c) the served app (real Gunicorn, real HTTP, random weights) under Locust:
+      the seed profile (10 users, spawn 2/s, wait 1-5 s) and saturation (no wait),
+  (d) the in-process pipeline ceiling and the served/ceiling ratios,
+  (e) worker RSS and start-up time, and a 12 MP photo through /predict at low load.
+
+Usage: python bench/bench.py [--image PATH] [--duration 60] [--layouts]
+Everything runs on this machine; the server listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+SHARED_IMAGES = ROOT.parent / "shared" / "images"
+DEFAULT_IMAGE = SHARED_IMAGES / "bay-1365x1365.jpg"
+PHONE_IMAGE = SHARED_IMAGES / "phone-4032x3024-exif-rotated.jpg"
+CORES = len(os.sched_getaffinity(0))
+
+
+# --------------------------------------------------------------------------
+# Images
+
+
+def generated_jpeg(width: int, height: int) -> bytes:
+    """A photo-like JPEG, for machines without ../shared/images."""
+    from PIL import Image
+
+    image = Image.merge(
+        "RGB",
+        (
+            Image.linear_gradient("L").resize((width, height)),
+            Image.radial_gradient("L").resize((width, height)),
+            Image.effect_noise((width, height), 40),
+        ),
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def load_image(path: Path | None, fallback: tuple[int, int]) -> tuple[str, bytes]:
+    if path and path.is_file():
+        return path.name, path.read_bytes()
+    width, height = fallback
+    return f"generated-{width}x{height}.jpg", generated_jpeg(width, height)
+
+
+# --------------------------------------------------------------------------
+# (a) raw model ceiling, one backend per child process (clean thread pools)
+
+
+RAW_SCRIPT = """
+import json, sys, time
+import numpy as np
+from app.inference import build_classifier
+backend, threads, cache = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = build_classifier("random", backend=backend, intra_op_threads=threads,
+                     inter_op_threads=1, model_cache_dir=cache)
+c.load()
+rng = np.random.default_rng(0)
+out = {}
+for batch in (1, 2, 4, 8):
+    x = rng.uniform(-120, 150, size=(batch, 224, 224, 3)).astype("float32")
+    c.runtime(x)
+    runs = 40 if batch == 1 else max(6, 24 // batch)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter(); c.runtime(x); times.append(time.perf_counter() - t)
+    median = sorted(times)[len(times) // 2]
+    out[batch] = {"ms": median * 1000, "img_s": batch / median}
+print(json.dumps(out))
+"""
+
+
+def raw_ceiling(backend: str, threads: int, cache: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", RAW_SCRIPT, backend, str(threads), str(cache)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-1500:])
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return {int(k): v for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------
+# (b) preprocessing, naive vs ours
+
+
+def naive_preprocess(data: bytes):
+    """What most tutorials do: full decode, orient, resize, float64 math."""
+    import numpy as np
+    from PIL import Image
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    array = np.asarray(image.resize((224, 224), Image.Resampling.BILINEAR), "float64")
+    return (array[..., ::-1] - [103.939, 116.779, 123.68])[None]
+
+
+def our_preprocess(data: bytes):
+    from app.inference.images import decode_image
+    from app.inference.images import preprocess
+
+    return preprocess(decode_image(data, max_pixels=40_000_000).pixels[None])
+
+
+def median_ms(function, data: bytes, runs: int) -> float:
+    function(data)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function(data)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+# --------------------------------------------------------------------------
+# (d) in-process pipeline ceiling: decode + preprocess + infer, no HTTP
+
+
+PIPELINE_SCRIPT = """
+import json, sys, time
+from app.inference import build_classifier
+backend, threads, cache, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+data = open(path, "rb").read()
+c = build_classifier("random", backend=backend, intra_op_threads=threads,
+                     inter_op_threads=1, model_cache_dir=cache)
+c.load()
+c.classify([c.decode(data)])
+n, started = 40, time.perf_counter()
+for _ in range(n):
+    c.classify([c.decode(data)])
+print(json.dumps({"img_s": n / (time.perf_counter() - started)}))
+"""
+
+
+def pipeline_ceiling(backend: str, threads: int, cache: Path, image: Path) -> float:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PIPELINE_SCRIPT,
+            backend,
+            str(threads),
+            str(cache),
+            str(image),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-1500:])
+    return json.loads(result.stdout.strip().splitlines()[-1])["img_s"]
+
+
+# --------------------------------------------------------------------------
+# (c) the served app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """Gunicorn with gunicorn.conf.py, random weights, a fresh SQLite database."""
+
+    def __init__(self, workdir: Path, cache: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "MODEL_WEIGHTS": "random",
+            "RESULT_CACHE": "false",  # measure the model, not the cache
+            "DATABASE_URL": f"sqlite:///{workdir / f'bench-{self.port}.sqlite3'}",
+            "SECRET_KEY": "bench",
+            "MODEL_CACHE_DIR": str(cache),
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "GUNICORN_ACCESS_LOG": "",
+            "FLASK_APP": "wsgi",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            **settings,
+        }
+        self.log_path = workdir / f"server-{self.port}.log"
+
+    def __enter__(self) -> Server:
+        subprocess.run(
+            [str(BIN / "flask"), "db", "upgrade"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        self.log = self.log_path.open("w")
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        import requests
+
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log_path.read_text()[-3000:])
+            try:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() - started > 300:
+                raise RuntimeError("server not ready after 300 s")
+            time.sleep(0.2)
+        self.ready_s = time.monotonic() - started
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.log.close()
+
+    def worker_pids(self) -> list[int]:
+        return [
+            int(p) for p in re.findall(r"worker (\d+) ready", self.log_path.read_text())
+        ]
+
+    def worker_load_seconds(self) -> list[float]:
+        return [
+            float(s)
+            for s in re.findall(r"warmed in ([\d.]+) s", self.log_path.read_text())
+        ]
+
+    def worker_rss_mb(self) -> list[float]:
+        sizes = []
+        for pid in self.worker_pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            sizes.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
+        return sizes
+
+    def token(self) -> str:
+        subprocess.run(
+            [
+                str(BIN / "flask"),
+                "create-user",
+                "bench",
+                "--password",
+                "bench password",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        return subprocess.run(
+            [str(BIN / "flask"), "create-token", "bench", "bench"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+
+def server_cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run_locust(
+    url: str,
+    image: Path,
+    workdir: Path,
+    *,
+    users: int,
+    spawn: float,
+    duration: int,
+    wait: str,
+    name: str,
+    server_pids: list[int],
+) -> dict:
+    """Locust headless against /predict only; returns the /predict row."""
+    images = workdir / f"images-{name}"
+    images.mkdir(exist_ok=True)
+    shutil.copy(image, images / image.name)
+    prefix = workdir / f"locust-{name}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = server_cpu_seconds(server_pids)
+    subprocess.run(
+        [
+            str(BIN / "locust"),
+            "-f",
+            "locustfile.py",
+            "--headless",
+            "--host",
+            url,
+            "-u",
+            str(users),
+            "-r",
+            str(spawn),
+            "-t",
+            f"{duration}s",
+            "--tags",
+            "predict",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--stop-timeout",
+            "10",
+            "BrowserUser",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=duration + 180,
+        env={**os.environ, "SNAPCLASS_IMAGES": str(images), "SNAPCLASS_WAIT": wait},
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    locust_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    server_cpu = server_cpu_seconds(server_pids) - server_before
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "/predict":
+                return {
+                    "requests": int(row["Request Count"]),
+                    "failures": int(row["Failure Count"]),
+                    "rps": float(row["Requests/s"]),
+                    "p50": float(row["50%"]),
+                    "p95": float(row["95%"]),
+                    "p99": float(row["99%"]),
+                    "max": float(row["Max Response Time"]),
+                    "avg": float(row["Average Response Time"]),
+                    # CPU cores used on average, by the load generator and by
+                    # the server's workers (both share this machine).
+                    "locust_cores": locust_cpu / duration,
+                    "server_cores": server_cpu / duration,
+                }
+    raise RuntimeError(f"no /predict row in {prefix}_stats.csv")
+
+
+def sequential_latency(url: str, token: str, data: bytes, name: str, n: int = 20):
+    """Median and max of n back-to-back /predict calls (low load)."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    times, server = [], []
+    for _ in range(n + 2):
+        started = time.perf_counter()
+        response = session.post(
+            url + "/predict", files={"image": (name, data)}, timeout=30
+        )
+        response.raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+        server.append(response.headers["Server-Timing"])
+    times = times[2:]
+    return statistics.median(times), max(times), server[-1]
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def section(title: str) -> None:
+    print(f"\n## {title}\n", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="photo to post (default: ../shared/images/bay-1365x1365.jpg "
+        "or a generated 1365x1365 JPEG)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=int,
+        default=60,
+        help="seconds per Locust profile (default 60)",
+    )
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument(
+        "--layouts",
+        action="store_true",
+        help="also measure saturation for several worker/thread layouts",
+    )
+    parser.add_argument(
+        "--skip-served", action="store_true", help="only the in-process measurements"
+    )
+    args = parser.parse_args()
+
+    from app.inference.backends import openvino_available
+
+    workdir = Path(tempfile.mkdtemp(prefix="snapclass-bench-"))
+    cache = ROOT / "instance" / "models"
+    image_path = args.image or DEFAULT_IMAGE
+    name, data = load_image(image_path, (1365, 1365))
+    if not image_path.is_file():
+        image_path = workdir / name
+        image_path.write_bytes(data)
+
+    machine = platform.processor() or platform.machine()
+    print(
+        f"# Snapclass benchmark\n\nMachine: {machine}, "
+        f"{CORES} cores, Python {platform.python_version()}; image {name} "
+        f"({len(data) / 1024:.0f} KiB); random weights."
+    )
+
+    section("(a) Raw model ceiling, in process (all cores, one process)")
+    backends = ["tensorflow"] + (["openvino"] if openvino_available() else [])
+    ceilings = {}
+    rows = []
+    for backend in backends:
+        result = raw_ceiling(backend, CORES, cache)
+        best_batch = max(result, key=lambda b: result[b]["img_s"])
+        ceilings[backend] = result
+        rows.append(
+            [
+                backend,
+                f"{result[1]['ms']:.1f}",
+                f"{result[1]['img_s']:.1f}",
+                best_batch,
+                f"{result[best_batch]['img_s']:.1f}",
+            ]
+        )
+    print(
+        table(
+            ["backend", "batch 1 ms", "batch 1 img/s", "best batch", "best img/s"], rows
+        )
+    )
+    best_backend = max(ceilings, key=lambda b: ceilings[b][1]["img_s"])
+    model_ceiling = ceilings[best_backend][1]["img_s"]
+
+    section("(b) Decode + preprocess, median ms (naive: full decode, float64)")
+    samples = [
+        ("small", load_image(SHARED_IMAGES / "beach-275x183.jpg", (275, 183))),
+        ("medium", (name, data)),
+        ("12 MP", load_image(PHONE_IMAGE, (4032, 3024))),
+    ]
+    rows = []
+    for label, (sample_name, sample) in samples:
+        naive = median_ms(naive_preprocess, sample, 15)
+        ours = median_ms(our_preprocess, sample, 15)
+        rows.append(
+            [
+                f"{label} ({sample_name})",
+                f"{naive:.1f}",
+                f"{ours:.1f}",
+                f"{naive / ours:.1f}x",
+            ]
+        )
+    print(table(["image", "naive ms", "ours ms", "speed-up"], rows))
+
+    section(
+        f"(d) In-process pipeline ceiling ({best_backend}: decode + "
+        "preprocess + infer of the same photo, no HTTP)"
+    )
+    pipeline = pipeline_ceiling(best_backend, CORES, cache, image_path)
+    print(f"{pipeline:.1f} images/s")
+
+    if args.skip_served:
+        return 0
+
+    layouts = [("default (gunicorn.conf.py)", {})]
+    if args.layouts:
+        layouts += [
+            (
+                "1 worker x 2 threads, intra 2",
+                {
+                    "WEB_CONCURRENCY": "1",
+                    "GUNICORN_THREADS": "2",
+                    "INTRA_OP_THREADS": "2",
+                },
+            ),
+            (
+                "1 worker x 4 threads, intra 2",
+                {
+                    "WEB_CONCURRENCY": "1",
+                    "GUNICORN_THREADS": "4",
+                    "INTRA_OP_THREADS": "2",
+                },
+            ),
+            (
+                "2 workers x 1 thread, intra 1",
+                {
+                    "WEB_CONCURRENCY": "2",
+                    "GUNICORN_THREADS": "1",
+                    "INTRA_OP_THREADS": "1",
+                },
+            ),
+            (
+                "2 workers x 2 threads, intra 1",
+                {
+                    "WEB_CONCURRENCY": "2",
+                    "GUNICORN_THREADS": "2",
+                    "INTRA_OP_THREADS": "1",
+                },
+            ),
+            (
+                "2 workers x 2 threads, intra 2",
+                {
+                    "WEB_CONCURRENCY": "2",
+                    "GUNICORN_THREADS": "2",
+                    "INTRA_OP_THREADS": "2",
+                },
+            ),
+            (
+                "3 workers x 1 thread, intra 1",
+                {
+                    "WEB_CONCURRENCY": "3",
+                    "GUNICORN_THREADS": "1",
+                    "INTRA_OP_THREADS": "1",
+                },
+            ),
+        ]
+    profile_rows, layout_rows = [], []
+    for label, settings in layouts:
+        with Server(workdir, cache, **settings) as server:
+            token = server.token()
+            if label.startswith("default"):
+                seed = run_locust(
+                    server.url,
+                    image_path,
+                    workdir,
+                    users=args.users,
+                    spawn=2,
+                    duration=args.duration,
+                    wait="between:1:5",
+                    name="seed",
+                    server_pids=server.worker_pids(),
+                )
+                profile_rows.append(["seed (wait 1-5 s)", seed])
+            saturation = run_locust(
+                server.url,
+                image_path,
+                workdir,
+                users=args.users,
+                spawn=args.users,
+                duration=args.duration,
+                wait="none",
+                name=f"sat-{server.port}",
+                server_pids=server.worker_pids(),
+            )
+            if label.startswith("default"):
+                profile_rows.append(["saturation (no wait)", saturation])
+                phone_name, phone = load_image(PHONE_IMAGE, (4032, 3024))
+                phone_median, phone_max, phone_timing = sequential_latency(
+                    server.url, token, phone, phone_name
+                )
+                medium_median, medium_max, medium_timing = sequential_latency(
+                    server.url, token, data, name
+                )
+                rss = server.worker_rss_mb()
+                loads = server.worker_load_seconds()
+                ready_s = server.ready_s
+            layout_rows.append(
+                [
+                    label,
+                    f"{saturation['rps']:.1f}",
+                    f"{saturation['p50']:.0f}",
+                    f"{saturation['p95']:.0f}",
+                    saturation["failures"],
+                ]
+            )
+
+    section(
+        f"(c) Served app: Gunicorn + Locust, {args.users} users, "
+        f"{args.duration} s per profile, POST /predict, result cache off"
+    )
+    print(
+        table(
+            [
+                "profile",
+                "requests",
+                "failures",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+            ],
+            [
+                [
+                    label,
+                    r["requests"],
+                    r["failures"],
+                    f"{r['rps']:.2f}",
+                    f"{r['p50']:.0f}",
+                    f"{r['p95']:.0f}",
+                    f"{r['p99']:.0f}",
+                    f"{r['max']:.0f}",
+                ]
+                for label, r in profile_rows
+            ],
+        )
+    )
+    print(
+        f"\nSequential /predict, median of 20 at low load: {name} "
+        f"{medium_median:.1f} ms (max {medium_max:.1f}); {phone_name} "
+        f"{phone_median:.1f} ms (max {phone_max:.1f})."
+    )
+    print(f"Server-Timing, last 12 MP request: {phone_timing}")
+    print(f"Server-Timing, last {name} request: {medium_timing}")
+
+    section("Ratios")
+    served = profile_rows[1][1]["rps"]
+    print(
+        table(
+            ["measure", "value"],
+            [
+                [
+                    f"model ceiling ({best_backend}, batch 1, img/s)",
+                    f"{model_ceiling:.1f}",
+                ],
+                ["pipeline ceiling (img/s)", f"{pipeline:.1f}"],
+                ["served saturation (req/s)", f"{served:.1f}"],
+                ["served / model ceiling", f"{served / model_ceiling:.2f}"],
+                ["served / pipeline ceiling", f"{served / pipeline:.2f}"],
+            ],
+        )
+    )
+
+    section("(e) Workers")
+    print(
+        f"Worker RSS after the run: {', '.join(f'{r:.0f} MB' for r in rss)}; "
+        f"model load + warm-up per worker: "
+        f"{', '.join(f'{s:.2f} s' for s in loads)}; server ready after "
+        f"{ready_s:.1f} s (converted model cached)."
+    )
+
+    if args.layouts:
+        section("Worker and thread layouts (saturation)")
+        print(table(["layout", "req/s", "p50 ms", "p95 ms", "failures"], layout_rows))
+    print(f"\n(raw files: {workdir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
