@@ -47,7 +47,9 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "snapclass"
 
-# Read by app.config in each worker; set here, before any worker imports it.
+# Read by app.config / app.system in each worker; set before any worker starts.
+os.environ["SNAPCLASS_WORKERS"] = str(workers)
+os.environ["SNAPCLASS_THREADS"] = str(threads)
 os.environ.setdefault("INTRA_OP_THREADS", str(max(1, _CORES // max(1, workers))))
 os.environ.setdefault("INTER_OP_THREADS", "1")
 

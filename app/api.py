@@ -17,6 +17,7 @@ from .predictions import classify_and_store
 from .predictions import history_query
 from .predictions import owned_prediction
 from .predictions import server_timing_header
+from .system import system_info
 from .uploads import parse_top_k
 from .uploads import read_uploads
 
@@ -123,6 +124,12 @@ def delete_prediction(prediction_id: int):
 
 def _not_found():
     return error_response(404, "not_found", "No such prediction.")
+
+
+@bp.route("/api/system")
+def system():
+    """What this instance runs: versions, model, server layout (for reports)."""
+    return jsonify(system_info())
 
 
 @bp.route("/healthz")

@@ -299,3 +299,20 @@ def test_unknown_api_route_is_json_404(client):
     response = client.get("/api/nothing-here")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_system_info_describes_the_instance_without_secrets(client, token, app):
+    response = client.get("/api/system", headers=bearer(token))
+    assert response.status_code == 200
+    info = response.get_json()
+    assert info["model"]["name"] == "resnet50" and info["model"]["ready"] is True
+    assert info["model"]["weights"] == "random"
+    assert info["database"] in ("sqlite", "postgresql")
+    assert "flask" in info["packages"] and "numpy" in info["packages"]
+    text = response.get_data(as_text=True)
+    assert app.config["SECRET_KEY"] not in text
+    assert "sqlite:///" not in text and "postgresql+psycopg" not in text
+
+
+def test_system_info_needs_auth(client):
+    assert client.get("/api/system").status_code == 401

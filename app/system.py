@@ -1,0 +1,64 @@
+"""A description of the running instance, read from the process itself."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+from flask import current_app
+
+from .extensions import db
+from .model_service import model_service
+
+PACKAGES = (
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "sqlalchemy",
+    "numpy",
+    "pillow",
+    "openvino",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def system_info() -> dict:
+    """Versions, model, workers and database kind (never URLs or secrets)."""
+    service = model_service()
+    classifier = service.classifier
+    config = current_app.config
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": package_versions(),
+        "model": {
+            **classifier.info.as_dict(),
+            "fingerprint": classifier.fingerprint,
+            "ready": service.ready,
+            "load_seconds": classifier.load_seconds,
+        },
+        "server": {
+            "software": os.environ.get("SERVER_SOFTWARE", "unknown"),
+            "workers": os.environ.get("SNAPCLASS_WORKERS"),
+            "threads": os.environ.get("SNAPCLASS_THREADS"),
+            "intra_op_threads": config["INTRA_OP_THREADS"],
+            "pid": os.getpid(),
+        },
+        "database": db.engine.dialect.name,
+        "result_cache": config["RESULT_CACHE"],
+        "max_upload_bytes": config["MAX_CONTENT_LENGTH"],
+    }
