@@ -10,14 +10,12 @@ from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
-from flask_login import login_user
-from flask_login import logout_user
 
 from .extensions import db
+from .forms import ChangePasswordForm
 from .forms import LoginForm
 from .forms import RegistrationForm
 from .forms import normalize_username
@@ -26,19 +24,15 @@ from .passwords import burn_verification_time
 from .passwords import hash_password
 from .passwords import needs_rehash
 from .passwords import verify_password
+from .security import end_other_sessions
+from .security import end_user_session
 from .security import safe_next_url
+from .security import start_user_session
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 
 LOGIN_FAILED = "Unknown username or wrong password."
-
-
-def start_session(user: User) -> None:
-    """A fresh session for every sign-in, so a planted session id is useless."""
-    session.clear()
-    session.permanent = True
-    login_user(user)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -60,7 +54,7 @@ def register():
             db.session.rollback()
             form.username.errors.append("That username is taken.")
             return render_template("auth/register.html", form=form), 400
-        start_session(user)
+        start_user_session(user)
         flash("Welcome! Your account is ready.", "success")
         return redirect(url_for("web.index"))
     status = 400 if form.is_submitted() else 200
@@ -86,7 +80,7 @@ def login():
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(form.password.data)
                 db.session.commit()
-            start_session(user)
+            start_user_session(user)
             return redirect(next_url or url_for("web.index"))
         log.warning("failed sign-in for username %r", form.username.data[:64])
         form.password.errors.append(LOGIN_FAILED)
@@ -95,11 +89,35 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change the password; every other signed-in browser is signed out."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        if not verify_password(current_user.password_hash, form.current_password.data):
+            form.current_password.errors.append("The current password is wrong.")
+            return render_template("auth/change_password.html", form=form), 400
+        current_user.password_hash = hash_password(form.new_password.data)
+        db.session.commit()
+        ended = end_other_sessions(current_user)
+        log.info(
+            "user %s changed password; %d other sessions ended", current_user.id, ended
+        )
+        flash(
+            f"Password changed. {ended} other signed-in session(s) ended; your API "
+            "tokens still work (revoke them below if they may be exposed).",
+            "success",
+        )
+        return redirect(url_for("web.account"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("auth/change_password.html", form=form), status
+
+
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
     """Sign out (POST only, with CSRF, so a link cannot sign anyone out)."""
-    logout_user()
-    session.clear()
+    end_user_session()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

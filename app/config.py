@@ -47,7 +47,10 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_LIFETIME_HOURS", 24))
+    # A sign-in ends after this long, however active (absolute timeout) ...
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_ABSOLUTE_HOURS", 24))
+    # ... or after this long without a request (idle timeout).
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=env_int("SESSION_IDLE_MINUTES", 120))
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session does
     # CSRF is checked in app.auth_hooks, where bearer-token requests are exempt.
@@ -83,7 +86,7 @@ class Config:
     # Pages.
     HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
     PASSWORD_MIN_LENGTH = 8
-    PASSWORD_MAX_LENGTH = 128
+    PASSWORD_MAX_LENGTH = 256
 
 
 class TestingConfig(Config):

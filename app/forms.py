@@ -6,6 +6,7 @@ import re
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import PasswordField
@@ -18,6 +19,7 @@ from wtforms.validators import ValidationError
 
 from .extensions import db
 from .models import User
+from .passwords import password_problem
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
 
@@ -55,12 +57,34 @@ class RegistrationForm(FlaskForm):
             raise ValidationError("That username is taken.")
 
     def validate_password(self, field: PasswordField) -> None:
-        minimum = current_app.config["PASSWORD_MIN_LENGTH"]
-        maximum = current_app.config["PASSWORD_MAX_LENGTH"]
-        if not minimum <= len(field.data or "") <= maximum:
-            raise ValidationError(
-                f"Use a password of {minimum} to {maximum} characters."
-            )
+        check_new_password(field.data or "", normalize_username(self.username.data))
+
+
+def check_new_password(password: str, username: str) -> None:
+    problem = password_problem(
+        password,
+        username,
+        current_app.config["PASSWORD_MIN_LENGTH"],
+        current_app.config["PASSWORD_MAX_LENGTH"],
+    )
+    if problem:
+        raise ValidationError(problem)
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    new_password = PasswordField("New password", validators=[DataRequired()])
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[
+            DataRequired(),
+            EqualTo("new_password", "The passwords do not match."),
+        ],
+    )
+    submit = SubmitField("Change password")
+
+    def validate_new_password(self, field: PasswordField) -> None:
+        check_new_password(field.data or "", current_user.username)
 
 
 class UploadForm(FlaskForm):
@@ -84,6 +108,7 @@ class ConfirmForm(FlaskForm):
 
 
 __all__ = [
+    "ChangePasswordForm",
     "ConfirmForm",
     "LoginForm",
     "RegistrationForm",

@@ -45,6 +45,12 @@ class User(UserMixin, db.Model):
     username: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
     password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # Delete history older than this many days; None keeps it forever.
+    history_retention_days: so.Mapped[int | None] = so.mapped_column(sa.Integer)
+
+    sessions: so.WriteOnlyMapped[UserSession] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     tokens: so.WriteOnlyMapped[ApiToken] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -55,6 +61,24 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
+
+
+class UserSession(db.Model):
+    """One signed-in browser. The cookie carries a random secret whose hash is
+    the primary key, so deleting the row ends that session for good (a signed
+    Flask cookie alone stays valid until it expires)."""
+
+    __tablename__ = "user_sessions"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    user_agent: so.Mapped[str | None] = so.mapped_column(sa.String(255))
+
+    user: so.Mapped[User] = so.relationship(back_populates="sessions")
 
 
 TOKEN_PREFIX = "sc_"
@@ -133,6 +157,10 @@ class Prediction(db.Model):
     timing_ms: so.Mapped[dict] = so.mapped_column(sa.JSON)
     # Deferred: history lists never load the image bytes.
     thumbnail: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary, deferred=True)
+    # Set while the owner shares this result through a public link.
+    share_token: so.Mapped[str | None] = so.mapped_column(
+        sa.String(64), index=True, unique=True
+    )
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
 
     user: so.Mapped[User] = so.relationship(back_populates="predictions")

@@ -9,6 +9,7 @@ stores its own parameters, so raising them later still verifies old hashes and
 from __future__ import annotations
 
 from functools import cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
@@ -41,3 +42,29 @@ def burn_verification_time(password: str) -> None:
     """Spend a verification's time for an unknown user, so that timing does not
     reveal which user names exist."""
     verify_password(_dummy_hash(), password)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of passwords attackers try first."""
+    text = resources.files("app").joinpath("data/common-passwords.txt").read_text()
+    return frozenset(
+        line.strip().lower()
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def password_problem(
+    password: str, username: str, min_length: int, max_length: int
+) -> str | None:
+    """Why a new password is refused, or None. No truncation: every character
+    counts (argon2 hashes the whole string)."""
+    if not min_length <= len(password) <= max_length:
+        return f"Use a password of {min_length} to {max_length} characters."
+    lowered = password.lower()
+    if lowered in common_passwords():
+        return "That password is on the list of the most common ones; pick another."
+    if username and lowered == username.lower():
+        return "The password must not be your username."
+    return None

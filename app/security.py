@@ -7,14 +7,20 @@ request that authenticates with ``Authorization: Bearer`` needs no CSRF token
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Flask
+from flask import current_app
 from flask import g
 from flask import request
+from flask import session
 from flask_login import current_user
+from flask_login import login_user
+from flask_login import logout_user
 from werkzeug.exceptions import Unauthorized
 
 from .extensions import csrf
@@ -22,6 +28,7 @@ from .extensions import db
 from .extensions import login_manager
 from .models import ApiToken
 from .models import User
+from .models import UserSession
 from .models import hash_token
 from .models import utcnow
 
@@ -44,11 +51,77 @@ def init_app(app: Flask) -> None:
     app.before_request(authenticate_and_check_csrf)
 
 
+SESSION_KEY = "sid"
+# Record a session's last request at most this often, not on every request.
+SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def _session_row_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def start_user_session(user: User) -> None:
+    """Sign ``user`` in with a fresh session (no fixation), registered server-side."""
+    secret = secrets.token_urlsafe(32)
+    db.session.add(
+        UserSession(
+            id=_session_row_id(secret),
+            user=user,
+            user_agent=(request.user_agent.string or "")[:255] or None,
+        )
+    )
+    db.session.commit()
+    session.clear()
+    session.permanent = True
+    session[SESSION_KEY] = secret
+    login_user(user)
+
+
+def end_user_session() -> None:
+    """Sign out: the server forgets the session, so a copied cookie is useless."""
+    secret = session.get(SESSION_KEY)
+    if secret:
+        db.session.execute(
+            sa.delete(UserSession).where(UserSession.id == _session_row_id(secret))
+        )
+        db.session.commit()
+    logout_user()
+    session.clear()
+
+
+def end_other_sessions(user: User) -> int:
+    """End every session of ``user`` except this one (after a password change)."""
+    current = session.get(SESSION_KEY)
+    query = sa.delete(UserSession).where(UserSession.user_id == user.id)
+    if current:
+        query = query.where(UserSession.id != _session_row_id(current))
+    count = db.session.execute(query).rowcount
+    db.session.commit()
+    return count
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+    """The user of a live, registered session; expired or ended ones are None."""
+    secret = session.get(SESSION_KEY)
+    if not user_id.isdigit() or not secret:
         return None
-    return db.session.get(User, int(user_id))
+    row = db.session.get(UserSession, _session_row_id(secret))
+    if row is None or row.user_id != int(user_id):
+        return None
+    now = utcnow()
+    config = current_app.config
+    if (
+        now - row.created_at > config["PERMANENT_SESSION_LIFETIME"]
+        or now - row.last_seen_at > config["SESSION_IDLE_TIMEOUT"]
+    ):
+        db.session.delete(row)
+        db.session.commit()
+        return None
+    if now - row.last_seen_at > SESSION_TOUCH_INTERVAL:
+        row.last_seen_at = now
+        db.session.commit()
+    return row.user
 
 
 def authenticate_and_check_csrf() -> None:

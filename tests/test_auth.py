@@ -42,8 +42,8 @@ def test_register_rejects_taken_username_case_insensitively(auth, client):
     [
         ("al", PASSWORD, PASSWORD, b"3-32 characters"),
         ("bad name!", PASSWORD, PASSWORD, b"3-32 characters"),
-        ("bob", "short", "short", b"8 to 128 characters"),
-        ("bob", "x" * 129, "x" * 129, b"8 to 128 characters"),
+        ("bob", "short", "short", b"8 to 256 characters"),
+        ("bob", "x" * 257, "x" * 257, b"8 to 256 characters"),
         ("bob", PASSWORD, PASSWORD + "!", b"The passwords do not match."),
     ],
 )
