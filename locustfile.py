@@ -1,34 +1,45 @@
 """Load test for Snapclass, in Locust's documented shape.
 
 Each simulated browser registers its own account in ``on_start`` (session
-cookie, CSRF token from the page), then mostly posts images to ``/predict``,
-sometimes opens its history or a result page. ``ApiUser`` does the same
-through a bearer token, as a program would.
+cookie, CSRF token from the page) or signs in to a given one, then mostly posts
+images to ``/predict``, sometimes opens its history or a result page.
+``ApiUser`` does the same through a bearer token, as a program would.
 
 Usage (against a running server)::
 
     locust -f locustfile.py --host http://127.0.0.1:8000 \\
         --headless -u 10 -r 2 -t 30s BrowserUser
 
-Add ``--tags predict`` to post images only (the profile of the old stress
-report, and what ``make bench`` measures).
+``python -m stress`` (``make stress``) runs this file for you and writes a
+report; see docs/stress-testing.md. Add ``--tags predict`` to post images only
+(what ``make bench`` measures).
 
-The server answers re-uploads of identical bytes from its result cache; start
-it with ``RESULT_CACHE=false`` to measure the model rather than the cache.
+The server answers re-uploads of identical bytes from its result cache: set
+``SNAPCLASS_UNIQUE_IMAGES=1`` (or start the server with ``RESULT_CACHE=false``)
+to measure the model rather than the cache.
 
 Settings (environment):
-    SNAPCLASS_IMAGES     a folder of images to post (default: one generated
-                         1365x1365 JPEG photo, so a fresh clone needs nothing)
-    SNAPCLASS_IMAGE_SIZE size of the generated photo, e.g. 640x480
-    SNAPCLASS_WAIT       "between:1:5" (default, the seed profile) or "none"
-                         (no think time: saturation)
+    SNAPCLASS_IMAGES        a folder of images to post (default: generated
+                            photos, so a fresh clone needs nothing)
+    SNAPCLASS_IMAGE_SIZE    size(s) of the generated photos, e.g. 640x480 or
+                            "640x480,1365x1365" (default 1365x1365)
+    SNAPCLASS_UNIQUE_IMAGES 1: make every posted image's bytes unique (a random
+                            JPEG comment), so the server's result cache misses
+    SNAPCLASS_WAIT          "between:1:5" (default, the seed profile) or "none"
+                            (no think time: saturation)
+    SNAPCLASS_USERNAME,     sign in to this existing account instead of
+    SNAPCLASS_PASSWORD      registering one per user
+    SNAPCLASS_REQUEST_LOG   write one CSV row per request here, with the
+                            server's Server-Timing breakdown (used by the report)
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
+import time
 import uuid
 from functools import cache
 from pathlib import Path
@@ -36,6 +47,7 @@ from pathlib import Path
 from locust import FastHttpUser
 from locust import between
 from locust import constant
+from locust import events
 from locust import tag
 from locust import task
 
@@ -43,9 +55,26 @@ CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 TOKEN_TEXT = re.compile(r"(sc_[A-Za-z0-9_\-]{20,})")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 PASSWORD = "load-test password 1"
+# Server-Timing entries that /predict sends, in the order of the log's columns.
+TIMING_STAGES = ("decode", "preprocess", "inference", "db", "total")
+REQUEST_LOG_COLUMNS = (
+    "elapsed_s",
+    "start_time",
+    "method",
+    "name",
+    "status",
+    "ok",
+    "response_ms",
+    "response_bytes",
+    *(f"{stage}_ms" for stage in TIMING_STAGES),
+    "cache_hits",
+    "cache_images",
+    "error",
+)
 
 
 def wait_time_from_env():
+    """The think time between tasks: ``between:LOW:HIGH`` or ``none``."""
     setting = os.environ.get("SNAPCLASS_WAIT", "between:1:5")
     if setting == "none":
         return constant(0)
@@ -53,21 +82,17 @@ def wait_time_from_env():
     return between(float(low), float(high))
 
 
-@cache
-def upload_bodies() -> list[tuple[bytes, str]]:
-    """Each image as a ready multipart body (built once, not per request, so
-    the load generator spends its CPU on sending, not on encoding)."""
-    from urllib3 import encode_multipart_formdata
+def unique_images() -> bool:
+    return os.environ.get("SNAPCLASS_UNIQUE_IMAGES", "").lower() in ("1", "true", "yes")
 
-    return [
-        encode_multipart_formdata({"image": (name, data, "application/octet-stream")})
-        for name, data in images()
-    ]
+
+# --------------------------------------------------------------------------
+# Images and upload bodies
 
 
 @cache
 def images() -> list[tuple[str, bytes]]:
-    """The images to post: from SNAPCLASS_IMAGES, or one generated photo."""
+    """The images to post: from SNAPCLASS_IMAGES, or generated photos."""
     folder = os.environ.get("SNAPCLASS_IMAGES")
     if folder:
         files = sorted(
@@ -75,7 +100,8 @@ def images() -> list[tuple[str, bytes]]:
         )
         if files:
             return [(p.name, p.read_bytes()) for p in files]
-    return [generated_photo(os.environ.get("SNAPCLASS_IMAGE_SIZE", "1365x1365"))]
+    sizes = os.environ.get("SNAPCLASS_IMAGE_SIZE", "1365x1365")
+    return [generated_photo(size.strip()) for size in sizes.split(",") if size.strip()]
 
 
 def generated_photo(size: str) -> tuple[str, bytes]:
@@ -96,6 +122,139 @@ def generated_photo(size: str) -> tuple[str, bytes]:
     return f"generated-{width}x{height}.jpg", buffer.getvalue()
 
 
+@cache
+def upload_parts() -> list[tuple[bytes, bytes, bytes, str]]:
+    """Each image as (multipart head, image, multipart tail, content type).
+
+    Built once, not per request, so the load generator spends its CPU on
+    sending; only the image bytes change when they must be unique.
+    """
+    from urllib3 import encode_multipart_formdata
+
+    parts = []
+    for name, data in images():
+        body, content_type = encode_multipart_formdata(
+            {"image": (name, data, "application/octet-stream")}
+        )
+        start = body.index(data)
+        parts.append((body[:start], data, body[start + len(data) :], content_type))
+    return parts
+
+
+def made_unique(data: bytes) -> bytes:
+    """The same picture with different bytes, so its SHA-256 is new.
+
+    JPEG gets a comment (COM) segment right after its start marker, which every
+    decoder skips; other formats get a trailer after their end marker, which
+    Pillow ignores.
+    """
+    marker = f"snapclass-load {uuid.uuid4().hex}".encode()
+    if data[:2] == b"\xff\xd8":
+        length = (len(marker) + 2).to_bytes(2, "big")  # includes the length bytes
+        return data[:2] + b"\xff\xfe" + length + marker + data[2:]
+    return data + marker
+
+
+# --------------------------------------------------------------------------
+# Per-request log with the server's own timing
+
+
+def parse_server_timing(header: str | None) -> dict[str, str]:
+    """``decode;dur=3.1, ..., cache;desc="0/1"`` -> {"decode": "3.1", ...,
+    "cache": "0/1"} (dur, else desc, per metric)."""
+    metrics: dict[str, str] = {}
+    for entry in (header or "").split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        if not name:
+            continue
+        values = dict(p.split("=", 1) for p in params if "=" in p)
+        metrics[name] = values.get("dur", values.get("desc", "")).strip('"')
+    return metrics
+
+
+def request_log_row(started_at: float, **request) -> list:
+    """One row of the request log from the arguments of Locust's request event."""
+    response = request.get("response")
+    headers = getattr(response, "headers", None) or {}
+    timing = parse_server_timing(headers.get("Server-Timing"))
+    hits, _, total = timing.get("cache", "").partition("/")
+    exception = request.get("exception")
+    start = request.get("start_time") or time.time()
+    return [
+        f"{start - started_at:.3f}",
+        f"{start:.3f}",
+        request.get("request_type", ""),
+        request.get("name", ""),
+        getattr(response, "status_code", "") or "",
+        0 if exception else 1,
+        f"{request.get('response_time') or 0:.1f}",
+        request.get("response_length") or 0,
+        *(timing.get(stage, "") for stage in TIMING_STAGES),
+        hits,
+        total,
+        str(exception)[:160] if exception else "",
+    ]
+
+
+class RequestLog:
+    """Appends one CSV row per request to SNAPCLASS_REQUEST_LOG, if it is set."""
+
+    def __init__(self) -> None:
+        self.handle = None
+        self.writer = None
+        self.started_at = time.time()
+
+    def open(self, **_kwargs) -> None:
+        path = os.environ.get("SNAPCLASS_REQUEST_LOG")
+        if not path or self.handle:
+            return
+        self.started_at = time.time()
+        # Kept open for the whole run (closed on quit): one write per request.
+        self.handle = open(path, "w", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(REQUEST_LOG_COLUMNS)
+
+    def record(self, **request) -> None:
+        if self.writer:
+            self.writer.writerow(request_log_row(self.started_at, **request))
+
+    def close(self, **_kwargs) -> None:
+        if self.handle:
+            self.handle.close()
+            self.handle = self.writer = None
+
+
+request_log = RequestLog()
+events.test_start.add_listener(request_log.open)
+events.request.add_listener(request_log.record)
+events.quitting.add_listener(request_log.close)
+
+
+@events.init.add_listener
+def finish_csv_on_quit(environment, **_kwargs) -> None:
+    """With ``--csv``, give Locust's CSV writer one more turn before it closes
+    its files.
+
+    It rewrites ``_stats.csv`` once a second, so without this the requests
+    that finished in the last second (and during --stop-timeout) are missing
+    from the file, though the console summary has them.
+    """
+    if not getattr(environment.parsed_options, "csv_prefix", None):
+        return
+
+    def wait_for_writer(**_kwargs) -> None:
+        import gevent
+        from locust.stats import CSV_STATS_INTERVAL_SEC
+
+        gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
+
+    environment.events.quit.add_listener(wait_for_writer)
+
+
+# --------------------------------------------------------------------------
+# Users
+
+
 def csrf_token(html: str) -> str:
     match = CSRF_FIELD.search(html)
     if not match:
@@ -108,14 +267,22 @@ class SnapclassUser(FastHttpUser):
     wait_time = wait_time_from_env()
 
     def on_start(self) -> None:
-        self.username = "load-" + uuid.uuid4().hex[:12]
         self.last_prediction_id: int | None = None
         self.image_index = 0
+        self.unique = unique_images()
+        username = os.environ.get("SNAPCLASS_USERNAME")
+        password = os.environ.get("SNAPCLASS_PASSWORD")
+        if username and password:
+            self.sign_in(username, password)
+        else:
+            self.register("load-" + uuid.uuid4().hex[:12])
+
+    def register(self, username: str) -> None:
         page = self.client.get("/register", name="/register")
         response = self.client.post(
             "/register",
             data={
-                "username": self.username,
+                "username": username,
                 "password": PASSWORD,
                 "confirm": PASSWORD,
                 "csrf_token": csrf_token(page.text),
@@ -124,10 +291,26 @@ class SnapclassUser(FastHttpUser):
         )
         self.csrf = csrf_token(response.text)
 
+    def sign_in(self, username: str, password: str) -> None:
+        page = self.client.get("/login", name="/login")
+        response = self.client.post(
+            "/login",
+            data={
+                "username": username,
+                "password": password,
+                "csrf_token": csrf_token(page.text),
+            },
+            name="/login",
+        )
+        self.csrf = csrf_token(response.text)
+
     def next_body(self) -> tuple[bytes, str]:
-        pool = upload_bodies()
+        pool = upload_parts()
         self.image_index = (self.image_index + 1) % len(pool)
-        return pool[self.image_index]
+        head, data, tail, content_type = pool[self.image_index]
+        if self.unique:
+            data = made_unique(data)
+        return head + data + tail, content_type
 
     def post_image(self, headers: dict) -> None:
         body, content_type = self.next_body()
@@ -194,3 +377,12 @@ class ApiUser(SnapclassUser):
         self.client.get(
             "/api/predictions", headers=self.bearer, name="/api/predictions"
         )
+
+    @task(1)
+    def result(self) -> None:
+        if self.last_prediction_id is not None:
+            self.client.get(
+                f"/api/predictions/{self.last_prediction_id}",
+                headers=self.bearer,
+                name="/api/predictions/[id]",
+            )
