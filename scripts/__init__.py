@@ -1,0 +1,1 @@
+"""Operational scripts: fault runs and soak runs against a real server."""

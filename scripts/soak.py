@@ -1,0 +1,321 @@
+"""``make soak``: a long run at ~70 % of capacity; failures and worker RSS growth.
+
+Starts the real server (Gunicorn, random weights, ``RESULT_CACHE=false`` so that
+every request runs the model) and drives it with the project's Locust file,
+headless, ``--tags predict``: simulated browsers and API clients post the
+generated 1365x1365 JPEG. The request rate is set by the number of users and
+their think time (``SNAPCLASS_WAIT=between:0.5:1.5``, 1 s on average):
+``users = rate x (1 s + expected response time)``. The default rate, 22 req/s,
+is 70 % of the 31 req/s saturation that ``make bench`` measured on this
+2-core machine.
+
+Every few seconds it reads each worker's ``VmRSS`` from ``/proc``. RSS growth
+is the median of the last samples minus the median of the samples right after
+the warm-up (the first requests allocate the model's buffers and the malloc
+arenas); the slope (MiB per minute, least squares over the run after the
+warm-up) tells a leak from a plateau.
+
+Usage::
+
+    .venv/bin/python scripts/soak.py                    # 10 minutes
+    .venv/bin/python scripts/soak.py --duration 45 --rate 22
+
+Writes ``artifacts/soak.json`` and ``artifacts/soak.md``; exits 1 on any
+failed request, a worker restart, or RSS growth over ``--max-growth-mib``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.helpers_server import BIN  # noqa: E402
+from tests.helpers_server import LiveServer  # noqa: E402
+from tests.helpers_server import fresh_postgres_database  # noqa: E402
+from tests.helpers_server import proc_status  # noqa: E402
+from tests.helpers_server import start_server  # noqa: E402
+
+log = logging.getLogger("soak")
+
+# Saturation measured by make bench on this 2-core machine (gunicorn.conf.py).
+SATURATION_RPS = 31.0
+DEFAULT_RATE = round(0.7 * SATURATION_RPS)
+MEAN_WAIT_S = 1.0
+SOAK_DATABASE = "snapclass_soak"
+EXPECTED_RESPONSE_S = 0.15  # at ~70 % load (p50 ~ 0.1 s, queueing on top)
+
+
+class RssSampler:
+    """Samples VmRSS of the master's workers every ``every_s`` seconds."""
+
+    def __init__(self, server: LiveServer, every_s: float) -> None:
+        self.server = server
+        self.every_s = every_s
+        self.samples: list[tuple[float, int, int]] = []  # (t, pid, KiB)
+        self.worker_sets: list[list[int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.t0 = time.monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic() - self.t0
+            pids = sorted(self.server.workers())
+            if not self.worker_sets or self.worker_sets[-1] != pids:
+                self.worker_sets.append(pids)
+            for pid in pids:
+                try:
+                    self.samples.append((now, pid, proc_status(pid)["VmRSS"]))
+                except (OSError, KeyError):
+                    pass  # the worker exited between listing and reading
+            self._stop.wait(self.every_s)
+
+
+def rss_growth(
+    samples: list[tuple[float, int, int]], warmup_s: float, window_s: float
+) -> dict[str, dict]:
+    """Per worker: RSS after the warm-up, at the end, growth and slope (MiB)."""
+    out = {}
+    for pid in sorted({pid for _, pid, _ in samples}):
+        mine = [(t, kib / 1024) for t, p, kib in samples if p == pid and t >= warmup_s]
+        if len(mine) < 2:
+            continue
+        start, end = mine[0][0], mine[-1][0]
+        first = [m for t, m in mine if t <= start + window_s]
+        last = [m for t, m in mine if t >= end - window_s]
+        times = [t for t, _ in mine]
+        values = [m for _, m in mine]
+        slope = statistics.linear_regression(times, values).slope if end > start else 0
+        out[str(pid)] = {
+            "after_warmup_mib": round(statistics.median(first), 1),
+            "end_mib": round(statistics.median(last), 1),
+            "peak_mib": round(max(values), 1),
+            "growth_mib": round(statistics.median(last) - statistics.median(first), 1),
+            "slope_mib_per_min": round(slope * 60, 2),
+            "samples": len(mine),
+        }
+    return out
+
+
+def run_locust(
+    server: LiveServer, users: int, duration_s: int, csv_prefix: Path
+) -> dict:
+    """Locust headless, predict tasks only; returns the aggregated numbers."""
+    env = {
+        **os.environ,
+        "SNAPCLASS_WAIT": f"between:{MEAN_WAIT_S / 2}:{MEAN_WAIT_S * 1.5}",
+    }
+    command = [
+        str(BIN / "locust"),
+        "-f",
+        str(ROOT / "locustfile.py"),
+        "--host",
+        server.url,
+        "--headless",
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(max(1, users // 5)),
+        "--run-time",
+        f"{duration_s}s",
+        "--tags",
+        "predict",
+        "--csv",
+        str(csv_prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "30",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 180,
+    )
+    stats = {}
+    with Path(f"{csv_prefix}_stats.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            stats[row["Name"]] = row
+    total = stats["Aggregated"]
+    predict = stats.get("/predict", total)
+    failures = []
+    with Path(f"{csv_prefix}_failures.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            failures.append(f"{row['Occurrences']} x {row['Name']}: {row['Error']}")
+    return {
+        "exit_code": result.returncode,
+        "requests": int(total["Request Count"]),
+        "failures": int(total["Failure Count"]),
+        "predict_requests": int(predict["Request Count"]),
+        "predict_rps": round(float(predict["Requests/s"]), 2),
+        "predict_p50_ms": float(predict["50%"]),
+        "predict_p95_ms": float(predict["95%"]),
+        "predict_p99_ms": float(predict["99%"]),
+        "failure_kinds": failures[:10],
+        "stderr_tail": result.stderr[-2000:] if result.returncode else "",
+    }
+
+
+def users_for(rate: float) -> int:
+    return max(1, round(rate * (MEAN_WAIT_S + EXPECTED_RESPONSE_S)))
+
+
+def soak(
+    workdir: Path,
+    *,
+    duration_s: int,
+    rate: float = DEFAULT_RATE,
+    users: int | None = None,
+    sample_every_s: float = 5.0,
+    warmup_s: float | None = None,
+    database_url: str | None = None,
+    model_cache: Path | None = None,
+) -> dict:
+    """One soak run; the report says what happened (the caller judges it)."""
+    users = users or users_for(rate)
+    warmup_s = warmup_s if warmup_s is not None else min(60.0, duration_s / 4)
+    database_url = database_url or f"sqlite:///{workdir / 'soak.sqlite3'}"
+    server = start_server(
+        workdir / "server",
+        database_url,
+        model_cache_dir=model_cache,
+        RESULT_CACHE="false",
+        GUNICORN_ACCESS_LOG="",
+        REQUEST_LOG="false",
+    )
+    sampler = RssSampler(server, sample_every_s)
+    try:
+        sampler.start()
+        locust = run_locust(server, users, duration_s, workdir / "locust")
+        sampler.stop()
+        log_text = server.log()
+    finally:
+        sampler.stop()
+        server.stop()
+    window = max(sample_every_s * 2, min(60.0, duration_s / 8))
+    return {
+        "duration_s": duration_s,
+        "target_rps": rate,
+        "users": users,
+        "database": database_url.split(":", 1)[0],
+        "locust": locust,
+        "rss": rss_growth(sampler.samples, warmup_s, window),
+        "rss_window_s": window,
+        "rss_samples_mib": [
+            (round(t, 1), pid, round(kib / 1024, 1)) for t, pid, kib in sampler.samples
+        ],
+        "warmup_s": warmup_s,
+        "worker_sets": sampler.worker_sets,
+        "worker_restarts": len(sampler.worker_sets) - 1,
+        "server_tracebacks": log_text.count("Traceback"),
+    }
+
+
+def problems(report: dict, max_growth_mib: float) -> list[str]:
+    found = []
+    locust = report["locust"]
+    if locust["failures"]:
+        found.append(f"{locust['failures']} failed requests: {locust['failure_kinds']}")
+    if locust["predict_requests"] == 0:
+        found.append("no /predict request was made")
+    if report["worker_restarts"]:
+        found.append(f"workers changed: {report['worker_sets']}")
+    if report["server_tracebacks"]:
+        found.append(f"{report['server_tracebacks']} tracebacks in the server log")
+    for pid, rss in report["rss"].items():
+        if rss["growth_mib"] > max_growth_mib:
+            found.append(f"worker {pid} grew {rss['growth_mib']} MiB")
+    return found
+
+
+def markdown(report: dict) -> str:
+    locust = report["locust"]
+    lines = [
+        f"Soak: {report['duration_s']} s, target {report['target_rps']} req/s with "
+        f"{report['users']} users, database {report['database']}.",
+        "",
+        f"/predict: {locust['predict_requests']} requests, {locust['predict_rps']} "
+        f"req/s, p50 {locust['predict_p50_ms']:.0f} ms, p95 "
+        f"{locust['predict_p95_ms']:.0f} ms, p99 {locust['predict_p99_ms']:.0f} ms; "
+        f"failures (all requests): {locust['failures']} of {locust['requests']}.",
+        "",
+        "| worker | RSS after warm-up MiB | end MiB | peak MiB | growth MiB "
+        "| slope MiB/min | samples |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for pid, rss in report["rss"].items():
+        lines.append(
+            f"| {pid} | {rss['after_warmup_mib']} | {rss['end_mib']} | "
+            f"{rss['peak_mib']} | {rss['growth_mib']} | {rss['slope_mib_per_min']} "
+            f"| {rss['samples']} |"
+        )
+    lines += [
+        "",
+        f"Worker restarts: {report['worker_restarts']}; tracebacks in the server "
+        f"log: {report['server_tracebacks']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=600, help="seconds")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="req/s")
+    parser.add_argument("--users", type=int, help="override the computed count")
+    parser.add_argument("--sample-every", type=float, default=5.0)
+    parser.add_argument("--max-growth-mib", type=float, default=64.0)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help=f"use a fresh local PostgreSQL database {SOAK_DATABASE} (else SQLite)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "soak")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory(prefix="snapclass-soak-") as tmp:
+        report = soak(
+            Path(tmp),
+            duration_s=args.duration,
+            rate=args.rate,
+            users=args.users,
+            sample_every_s=args.sample_every,
+            database_url=fresh_postgres_database(SOAK_DATABASE)
+            if args.postgres
+            else None,
+        )
+    report["problems"] = problems(report, args.max_growth_mib)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    text = markdown(report) + "\nProblems: " + ("; ".join(report["problems"]) or "none")
+    args.out.with_suffix(".md").write_text(text + "\n")
+    log.info("%s", text)
+    return 1 if report["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
