@@ -7,7 +7,8 @@ PORT ?= 8000
 export FLASK_APP := wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres lint format clean bench
+.PHONY: help venv run test test-postgres lint format clean bench stress
+.PHONY: fault-run soak cluster-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -45,3 +46,15 @@ clean: ## Remove caches (keeps .venv and instance/)
 
 bench: venv ## Benchmark model, pipeline and served app in one run (~4 min)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+stress: venv ## Stress-test the served app, write reports/stress-<time>/ (~2 min)
+	$(BIN)/python -m stress $(STRESS_ARGS)
+
+fault-run: venv ## Kill a worker, restart PostgreSQL, fill the disk under load (~3 min, root)
+	$(BIN)/python scripts/fault_run.py $(FAULT_ARGS)
+
+soak: venv ## Soak at ~70% capacity for 10 min; failures and worker RSS growth
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
+
+cluster-test: venv ## nginx + 3 Gunicorn instances on PostgreSQL/Redis: sessions, cache, kill (~2 min)
+	$(BIN)/python -m pytest tests/test_cluster.py -v -rs -o log_cli=true --log-cli-level=INFO $(PYTEST_ARGS)

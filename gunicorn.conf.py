@@ -24,6 +24,7 @@ threads, 2 threads each. Raise threads for slow clients, not for speed.
 """
 
 import os
+import re
 import sys
 
 _CORES = (
@@ -35,7 +36,9 @@ _CORES = (
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", _CORES))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 2))
+# More threads than MAX_INFLIGHT_PER_WORKER (12): the spare ones answer the
+# overflow with an immediate 503 instead of leaving it queued (app/overload.py).
+threads = int(os.environ.get("GUNICORN_THREADS", 16))
 # Never preload: TensorFlow must first be imported in the worker, after fork.
 preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
@@ -52,6 +55,18 @@ os.environ["SNAPCLASS_WORKERS"] = str(workers)
 os.environ["SNAPCLASS_THREADS"] = str(threads)
 os.environ.setdefault("INTRA_OP_THREADS", str(max(1, _CORES // max(1, workers))))
 os.environ.setdefault("INTER_OP_THREADS", "1")
+# Prometheus metrics: each worker writes its numbers to files here and a scrape
+# sums them. One directory per bind address, so that servers sharing a host
+# never mix (or wipe) each other's numbers.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "instance",
+        "metrics",
+        re.sub(r"[^A-Za-z0-9_.-]", "_", bind),
+    ),
+)
 
 
 def on_starting(server):
@@ -61,6 +76,12 @@ def on_starting(server):
     Both run TensorFlow in a child process: the master must never import it.
     """
     from pathlib import Path
+
+    # The files of a previous run would be summed into this run's metrics.
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
 
     from app.inference import WeightsUnavailable
     from app.inference import ensure_converted
@@ -82,6 +103,15 @@ def on_starting(server):
     except (WeightsUnavailable, ValueError) as exc:
         print(f"\nSnapclass cannot start.\n\n{exc}\n", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def child_exit(server, worker):
+    """In the master, when a worker exits: drop its live gauges (in-flight
+    requests) and count the exit as a restart unless the server is stopping."""
+    from app.metrics import mark_worker_exit
+
+    # The master empties LISTENERS before it stops its workers.
+    mark_worker_exit(worker.pid, server_running=bool(server.LISTENERS))
 
 
 def post_worker_init(worker):

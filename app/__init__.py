@@ -32,6 +32,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_defaults(app)
     configure_logging(app)
+    register_observability(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -76,23 +77,44 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from . import database
+    from . import http_security
+    from . import overload
+    from . import ratelimits
     from . import security
 
+    overload.init_app(app)  # first: refusing an overload must cost nothing
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    http_security.init_app(app)
+    # Authentication first: the rate-limit keys need to know who is asking.
     security.init_app(app)
+    ratelimits.init_app(app)
     ModelService(app)
 
 
+def register_observability(app: Flask) -> None:
+    """Request ids, JSON request log and metrics. First, so that their hooks see
+    every request, including those refused by authentication or rate limits."""
+    from . import metrics
+    from . import request_log
+
+    request_log.init_app(app)
+    metrics.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
+    from . import admin
     from . import api
     from . import auth
+    from . import openapi
     from . import web
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp, url_prefix="/admin")
+    app.register_blueprint(openapi.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -10,14 +10,17 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from . import ratelimits
 from .errors import error_response
 from .extensions import db
+from .extensions import limiter
 from .model_service import model_service
 from .predictions import classify_and_store
 from .predictions import history_query
 from .predictions import owned_prediction
 from .predictions import server_timing_header
 from .system import system_info
+from .uploads import UploadError
 from .uploads import parse_top_k
 from .uploads import read_uploads
 
@@ -44,6 +47,11 @@ def _authenticate():
 
 
 @bp.route("/predict", methods=["POST"])
+@limiter.limit(
+    ratelimits.predict_limit,
+    key_func=ratelimits.predict_key,
+    exempt_when=ratelimits.not_signed_in,
+)
 def predict():
     """Classify one or more images; several images run as one batch."""
     config = current_app.config
@@ -52,6 +60,7 @@ def predict():
         config["DEFAULT_TOP_K"],
         config["MAX_TOP_K"],
     )
+    min_confidence = parse_min_confidence(request.values.get("min_confidence"))
     uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
     classifier = model_service().ready_classifier()
     outcome = classify_and_store(
@@ -75,11 +84,30 @@ def predict():
                 "url": url_for("web.result", prediction_id=row.id),
             }
         )
+        if min_confidence is not None:
+            results[-1]["uncertain"] = row.top_score < min_confidence
     response = jsonify(
         model=classifier.info.as_dict(), batch_size=outcome.batch_size, results=results
     )
     response.headers["Server-Timing"] = server_timing_header(outcome)
     return response
+
+
+def parse_min_confidence(value: str | None) -> float | None:
+    """``min_confidence``: a score from 0 to 1 below which a result is uncertain."""
+    if value is None or value == "":
+        return None
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = -1.0
+    if not 0.0 <= threshold <= 1.0:  # also refuses nan
+        raise UploadError(
+            400,
+            "invalid_min_confidence",
+            "min_confidence must be a number from 0 to 1, e.g. 0.5.",
+        )
+    return threshold
 
 
 @bp.route("/api/predictions")
@@ -88,8 +116,11 @@ def list_predictions():
     per_page = request.args.get(
         "per_page", default=current_app.config["HISTORY_PAGE_SIZE"], type=int
     )
+    page_number = request.args.get("page", default=1, type=int)
     page = db.paginate(
         history_query(current_user),
+        # Clamped: a page past any real history is just empty, never an error.
+        page=min(max(page_number, 1), 1_000_000),
         per_page=min(max(per_page, 1), 100),
         error_out=False,
     )
@@ -102,7 +133,7 @@ def list_predictions():
     )
 
 
-@bp.route("/api/predictions/<int:prediction_id>")
+@bp.route("/api/predictions/<int(max=9223372036854775807):prediction_id>")
 def get_prediction(prediction_id: int):
     """One prediction; another user's id is a 404, like a missing one."""
     prediction = owned_prediction(current_user, prediction_id)
@@ -111,7 +142,9 @@ def get_prediction(prediction_id: int):
     return jsonify(prediction.as_dict())
 
 
-@bp.route("/api/predictions/<int:prediction_id>", methods=["DELETE"])
+@bp.route(
+    "/api/predictions/<int(max=9223372036854775807):prediction_id>", methods=["DELETE"]
+)
 def delete_prediction(prediction_id: int):
     """Delete one prediction."""
     prediction = owned_prediction(current_user, prediction_id)

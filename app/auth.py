@@ -6,6 +6,7 @@ import logging
 
 import sqlalchemy as sa
 from flask import Blueprint
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -14,7 +15,9 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
+from . import ratelimits
 from .extensions import db
+from .extensions import limiter
 from .forms import ChangePasswordForm
 from .forms import LoginForm
 from .forms import RegistrationForm
@@ -61,7 +64,21 @@ def register():
     return render_template("auth/register.html", form=form), status
 
 
+def _login_limit(setting: str, key_func):
+    """Count failed sign-ins only; once over the limit, 429 with Retry-After
+    until the window moves on (so nobody is locked out for good)."""
+    return limiter.limit(
+        lambda: current_app.config[setting],
+        key_func=key_func,
+        methods=["POST"],
+        deduct_when=ratelimits.login_failed,
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@_login_limit("LOGIN_LIMIT_ACCOUNT_IP", ratelimits.login_key_account_ip)
+@_login_limit("LOGIN_LIMIT_IP", ratelimits.login_key_ip)
+@_login_limit("LOGIN_LIMIT_ACCOUNT", ratelimits.login_key_account)
 def login():
     """Sign in with username and password; same error for either being wrong."""
     next_url = safe_next_url(request.args.get("next"))

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from .extensions import db
 from .forms import USERNAME_PATTERN
 from .forms import normalize_username
+from .history import purge_all_expired
 from .inference import WeightsUnavailable
 from .inference import ensure_weights
 from .inference import parse_weights
@@ -23,6 +24,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_user)
     app.cli.add_command(create_token)
     app.cli.add_command(fetch_model)
+    app.cli.add_command(purge_history)
+    app.cli.add_command(set_admin)
 
 
 def _find_user(username: str) -> User:
@@ -80,3 +83,24 @@ def fetch_model() -> None:
     except WeightsUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("ImageNet weights are in Keras' cache.")
+
+
+@click.command("purge-history")
+@with_appcontext
+def purge_history() -> None:
+    """Delete predictions older than each user's history retention setting."""
+    deleted, users = purge_all_expired()
+    click.echo(f"Deleted {deleted} predictions ({users} users with a retention limit).")
+
+
+@click.command("set-admin")
+@with_appcontext
+@click.argument("username")
+@click.option("--revoke", is_flag=True, help="Take the admin flag away instead.")
+def set_admin(username: str, revoke: bool) -> None:
+    """Let USERNAME open the admin page (or, with --revoke, no longer)."""
+    user = _find_user(username)
+    user.is_admin = not revoke
+    db.session.commit()
+    state = "no longer an admin" if revoke else "an admin"
+    click.echo(f"{user.username} is {state}.")

@@ -83,6 +83,43 @@ class Config:
     # Load the model at start-up (Gunicorn workers) rather than on first use.
     MODEL_LOAD_ON_STARTUP = False
 
+    # Rate limits (Flask-Limiter). memory:// counts per worker; use Redis
+    # (redis://127.0.0.1:6379) for limits that hold across workers and instances.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    # Distinct prefixes let several deployments share one Redis.
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "snapclass")
+    # If Redis is down, limit per process instead of failing requests.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "600 per minute")
+    # Failed sign-ins: per account from one address, per address, per account.
+    LOGIN_LIMIT_ACCOUNT_IP = os.environ.get(
+        "LOGIN_LIMIT_ACCOUNT_IP", "10 per 15 minutes"
+    )
+    LOGIN_LIMIT_IP = os.environ.get("LOGIN_LIMIT_IP", "50 per 15 minutes")
+    LOGIN_LIMIT_ACCOUNT = os.environ.get("LOGIN_LIMIT_ACCOUNT", "100 per hour")
+
+    # Overload: at most this many /predict requests in a worker at once (being
+    # decoded, waiting for or running the model); more get 503 at once. 12 > 10
+    # so that 10 clients posting back to back never see a 503, even when they
+    # all land on the same worker.
+    MAX_INFLIGHT_PER_WORKER = env_int("MAX_INFLIGHT_PER_WORKER", 12)
+
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated
+    # addresses or CIDR ranges, e.g. "127.0.0.1,10.0.0.0/8"); none by default.
+    TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "")
+    # Strict-Transport-Security on HTTPS responses.
+    HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000)
+
+    # Observability. /metrics answers these client addresses (comma-separated
+    # addresses or CIDR ranges; empty = none) or "Authorization: Bearer
+    # METRICS_TOKEN"; everyone else gets a 404.
+    METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1/32,::1")
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    # One JSON line per request on stdout (request id, user, route, status, time).
+    REQUEST_LOG = env_bool("REQUEST_LOG", True)
+
     # Pages.
     HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
     PASSWORD_MIN_LENGTH = 8

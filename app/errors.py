@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from flask import Flask
+from flask import g
 from flask import jsonify
 from flask import render_template
 from flask import request
@@ -77,7 +79,13 @@ def handle_http_exception(exc: HTTPException):
 
 
 def handle_csrf_error(exc: CSRFError):
-    log.warning("CSRF check failed on %s %s: %s", request.method, request.path, exc)
+    log.warning(
+        "CSRF check failed on %s %r from %s: %s",
+        request.method,
+        request.path,
+        request.remote_addr,
+        exc.description,
+    )
     return error_response(
         400,
         "csrf_failed",
@@ -86,18 +94,34 @@ def handle_csrf_error(exc: CSRFError):
     )
 
 
+def log_rejected_upload(code: str, filename: str | None = None) -> None:
+    """Security event; %r keeps newlines in names from forging log lines."""
+    log.warning(
+        "rejected upload (%s) on %s from %s, file %r",
+        code,
+        request.path,
+        request.remote_addr,
+        (filename or "")[:120],
+    )
+
+
 def handle_upload_error(exc: UploadError):
+    log_rejected_upload(exc.code)
     return error_response(exc.status, exc.code, exc.message)
 
 
 def handle_image_rejected(exc: ImageRejected):
     status, code, message = inference_error_parts(exc.error)
+    log_rejected_upload(code, exc.filename)
     return error_response(status, code, f"{exc.filename}: {message}")
 
 
 def handle_inference_error(exc: InferenceError):
     status, code, message = inference_error_parts(exc)
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = None
+    if status == 503:
+        headers = {"Retry-After": "1" if exc.code == "overloaded" else "5"}
+        log.warning("503 %s on %s %s", exc.code, request.method, request.path)
     return error_response(status, code, message, headers)
 
 
@@ -120,10 +144,18 @@ def handle_database_unavailable(exc: OperationalError):
 
 
 def handle_unexpected(exc: Exception):
+    """Any other exception: a generic 500 with a request id to quote; the
+    traceback goes to the log only."""
     db.session.rollback()
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    request_id = getattr(g, "request_id", None) or uuid.uuid4().hex
+    log.exception(
+        "unhandled error %s on %s %r", request_id, request.method, request.path
+    )
     return error_response(
-        500, "internal_error", "Something went wrong on our side. Nothing was saved."
+        500,
+        "internal_error",
+        "Something went wrong on our side. Nothing was saved. "
+        f"Quote request id {request_id} if you report this.",
     )
 
 

@@ -9,15 +9,28 @@ from flask import current_app
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
+from wtforms import DateField
+from wtforms import HiddenField
+from wtforms import IntegerField
 from wtforms import PasswordField
+from wtforms import SearchField
+from wtforms import SelectChoice
+from wtforms import SelectField
 from wtforms import StringField
 from wtforms import SubmitField
 from wtforms.validators import DataRequired
 from wtforms.validators import EqualTo
+from wtforms.validators import InputRequired
 from wtforms.validators import Length
+from wtforms.validators import NumberRange
+from wtforms.validators import Optional
 from wtforms.validators import ValidationError
 
 from .extensions import db
+from .history import DEFAULT_SORT
+from .history import RETENTION_CHOICES
+from .history import SORTS
+from .history import retention_label
 from .models import User
 from .passwords import password_problem
 
@@ -107,11 +120,66 @@ class ConfirmForm(FlaskForm):
     submit = SubmitField("Confirm")
 
 
+class HistoryFilterForm(FlaskForm):
+    """History search, date range and sort, read from the query string."""
+
+    class Meta:
+        csrf = False  # a GET form that changes nothing
+
+    q = SearchField("Label contains", validators=[Optional(), Length(max=128)])
+    start = DateField("From (UTC)", validators=[Optional()])
+    end = DateField("To (UTC)", validators=[Optional()])
+    sort = SelectField(
+        "Sort by",
+        choices=[SelectChoice(key, label) for key, (label, _) in SORTS.items()],
+        default=DEFAULT_SORT,
+    )
+
+    def validate_end(self, field: DateField) -> None:
+        if field.data and self.start.data and field.data < self.start.data:
+            raise ValidationError("The end date is before the start date.")
+
+
+class RetentionForm(FlaskForm):
+    days = SelectField(
+        "Keep my history for",
+        coerce=int,
+        choices=[
+            SelectChoice(str(days), retention_label(days)) for days in RETENTION_CHOICES
+        ],
+        description="Older predictions are deleted for good.",
+    )
+    submit = SubmitField("Save")
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField(
+        "Your password",
+        validators=[DataRequired()],
+        description="Deletes your account, history, shared links and API tokens.",
+    )
+    submit = SubmitField("Delete my account")
+
+
+class ConfidenceForm(FlaskForm):
+    percent = IntegerField(
+        "Not sure below (%)",
+        validators=[InputRequired(), NumberRange(0, 100)],
+        description="Results whose best score is lower are marked 'not sure'.",
+    )
+    next = HiddenField()
+    submit = SubmitField("Apply")
+
+
 __all__ = [
     "ChangePasswordForm",
+    "ConfidenceForm",
     "ConfirmForm",
+    "DeleteAccountForm",
+    "HistoryFilterForm",
     "LoginForm",
     "RegistrationForm",
+    "RetentionForm",
     "TokenForm",
     "UploadForm",
     "normalize_username",

@@ -47,6 +47,10 @@ class User(UserMixin, db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     # Delete history older than this many days; None keeps it forever.
     history_retention_days: so.Mapped[int | None] = so.mapped_column(sa.Integer)
+    # May open /admin; granted with ``flask set-admin USERNAME``.
+    is_admin: so.Mapped[bool] = so.mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
 
     sessions: so.WriteOnlyMapped[UserSession] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

@@ -133,6 +133,7 @@ def authenticate_and_check_csrf() -> None:
         # flask-login reads the current user from g._login_user; setting it
         # authenticates this request only, without writing a session cookie.
         g._login_user = token.user
+        g.api_token = token
         g.auth_method = "token"
         return
     if request.method in SAFE_METHODS:

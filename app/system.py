@@ -60,5 +60,11 @@ def system_info() -> dict:
         },
         "database": db.engine.dialect.name,
         "result_cache": config["RESULT_CACHE"],
+        "rate_limits": {
+            "storage": config["RATELIMIT_STORAGE_URI"].split(":", 1)[0],
+            # memory:// counts per worker process: not a global limit.
+            "shared": not config["RATELIMIT_STORAGE_URI"].startswith("memory://"),
+            "predict": config["PREDICT_RATE_LIMIT"],
+        },
         "max_upload_bytes": config["MAX_CONTENT_LENGTH"],
     }

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .inference import ACCEPTED_FORMATS
 
@@ -32,7 +33,11 @@ RAW_IMAGE_TYPES = frozenset(ACCEPTED_FORMATS.values()) | {
     "image/x-ms-bmp",
     "application/octet-stream",
 }
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, and the Unicode bidi overrides/isolates that make
+# "photo\u202egpj.exe" display as "photoexe.jpg".
+_CONTROL_CHARS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def clean_filename(name: str | None, fallback: str = "upload") -> str:
@@ -63,13 +68,36 @@ def read_uploads(request: Request, max_files: int) -> list[Upload]:
         return [Upload(clean_filename(f.filename), f.read()) for f in files]
     if mimetype.startswith("image/") or mimetype in RAW_IMAGE_TYPES:
         name = request.args.get("filename") or request.headers.get("X-Filename")
-        return [Upload(clean_filename(name), request.get_data(cache=False))]
+        return [Upload(clean_filename(name), read_raw_body(request))]
     raise UploadError(
         415 if mimetype else 400,
         "unsupported_media_type" if mimetype else "no_file",
         "Send images as multipart/form-data in the field 'image', or as a raw "
         "body with an image Content-Type such as image/jpeg.",
     )
+
+
+def read_raw_body(request: Request) -> bytes:
+    """The whole raw body, or 413.
+
+    With Content-Length, Werkzeug refuses an oversized body upfront. A chunked
+    body has none, and Werkzeug's limited stream stops silently at the limit,
+    so read the server's stream ourselves: one byte past the limit means 413.
+    """
+    limit = request.max_content_length
+    if limit is None or request.content_length is not None:
+        return request.get_data(cache=False)
+    stream = request.environ["wsgi.input"]
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise RequestEntityTooLarge()
+    return b"".join(chunks)
 
 
 def parse_top_k(value: str | None, default: int, maximum: int) -> int:

@@ -1,42 +1,101 @@
-"""Pages for people: upload, results, history, account and API tokens."""
+"""Pages for people: upload, results, history, sharing, account and API tokens."""
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
+
 import sqlalchemy as sa
 from flask import Blueprint
+from flask import Response
 from flask import abort
 from flask import current_app
 from flask import flash
+from flask import jsonify
 from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
+from flask import stream_with_context
 from flask import url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
+from .errors import error_response
 from .errors import inference_error_parts
+from .errors import wants_json
 from .extensions import db
+from .forms import ConfidenceForm
 from .forms import ConfirmForm
+from .forms import DeleteAccountForm
+from .forms import HistoryFilterForm
+from .forms import RetentionForm
 from .forms import TokenForm
 from .forms import UploadForm
+from .history import DEFAULT_SORT
+from .history import HistoryFilters
+from .history import csv_export
+from .history import delete_owned
+from .history import filtered_query
+from .history import json_export
+from .history import purge_expired
+from .history import retention_label
 from .inference import InferenceError
 from .model_service import model_service
 from .models import ApiToken
 from .models import Prediction
+from .models import User
+from .models import UserSession
 from .models import utcnow
+from .passwords import verify_password
 from .predictions import ImageRejected
 from .predictions import classify_and_store
-from .predictions import history_query
 from .predictions import owned_prediction
+from .security import end_user_session
+from .security import safe_next_url
+from .sharing import share as share_prediction
+from .sharing import shared_prediction
+from .sharing import unshare as unshare_prediction
 from .uploads import UploadError
 from .uploads import read_uploads
 
 bp = Blueprint("web", __name__)
 
+# Database ids are signed 64-bit integers: a larger number in a URL or a form
+# matches nothing (404) instead of overflowing the database driver (500).
+MAX_ID = 2**63 - 1
+PREDICTION = f"/predictions/<int(max={MAX_ID}):prediction_id>"
+
+# Below this top score a result is shown as "not sure", unless the person
+# chose another threshold (kept in their session).
+DEFAULT_MIN_CONFIDENCE = 0.2
+MIN_CONFIDENCE_KEY = "min_confidence"
+
+
+def current_min_confidence() -> float:
+    """The person's "not sure" threshold, from 0 to 1."""
+    value = session.get(MIN_CONFIDENCE_KEY)
+    if isinstance(value, int | float) and 0.0 <= value <= 1.0:
+        return float(value)
+    return DEFAULT_MIN_CONFIDENCE
+
+
+def confidence_form() -> ConfidenceForm:
+    return ConfidenceForm(
+        formdata=None,
+        percent=round(current_min_confidence() * 100),
+        next=request.full_path.rstrip("?"),
+    )
+
+
+# --------------------------------------------------------------------------
+# Upload and results
+
 
 @bp.route("/")
-def index():
+def index() -> ResponseReturnValue:
     """The upload page (sign-in page for visitors)."""
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
@@ -45,8 +104,13 @@ def index():
 
 @bp.route("/upload", methods=["POST"])
 @login_required
-def upload():
-    """Classify the uploaded images, then show the results (works without JS)."""
+def upload() -> ResponseReturnValue:
+    """Classify the uploaded images, then show the results.
+
+    A plain form post gets a redirect (works without JavaScript); the upload
+    script asks for JSON and gets ``{"redirect": url}`` or the API's error
+    envelope, so it can show progress and errors without leaving the page.
+    """
     form = UploadForm()
     try:
         uploads = read_uploads(request, current_app.config["MAX_FILES_PER_REQUEST"])
@@ -59,43 +123,59 @@ def upload():
             use_cache=current_app.config["RESULT_CACHE"],
         )
     except (UploadError, ImageRejected, InferenceError) as exc:
-        status, message = _upload_failure(exc)
+        status, code, message = _upload_failure(exc)
+        if wants_json():
+            return error_response(status, code, message)
         flash(message, "error")
         return render_template("web/index.html", form=form), status
     ids = [row.id for row in outcome.rows]
     if len(ids) == 1:
-        return redirect(url_for("web.result", prediction_id=ids[0]))
-    return redirect(url_for("web.results", ids=",".join(map(str, ids))))
+        target = url_for("web.result", prediction_id=ids[0])
+    else:
+        target = url_for("web.results", ids=",".join(map(str, ids)))
+    if wants_json():
+        return jsonify(redirect=target, ids=ids)
+    return redirect(target)
 
 
-def _upload_failure(exc: Exception) -> tuple[int, str]:
+def _upload_failure(exc: Exception) -> tuple[int, str, str]:
     if isinstance(exc, UploadError):
-        return exc.status, exc.message
+        return exc.status, exc.code, exc.message
     if isinstance(exc, ImageRejected):
-        status, _, message = inference_error_parts(exc.error)
-        return status, f"{exc.filename}: {message}"
-    status, _, message = inference_error_parts(exc)
-    return status, message
+        status, code, message = inference_error_parts(exc.error)
+        return status, code, f"{exc.filename}: {message}"
+    return inference_error_parts(exc)
 
 
-@bp.route("/predictions/<int:prediction_id>")
+@bp.route(PREDICTION)
 @login_required
-def result(prediction_id: int):
-    """One prediction: thumbnail, top-k bars, model and timing."""
+def result(prediction_id: int) -> ResponseReturnValue:
+    """One prediction: thumbnail, top-k bars, model and timing, sharing."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
+    share_url = (
+        url_for("web.shared", token=prediction.share_token, _external=True)
+        if prediction.share_token
+        else None
+    )
     return render_template(
-        "web/result.html", prediction=prediction, delete_form=ConfirmForm()
+        "web/result.html",
+        prediction=prediction,
+        delete_form=ConfirmForm(),
+        share_url=share_url,
+        min_confidence=current_min_confidence(),
+        confidence_form=confidence_form(),
     )
 
 
 @bp.route("/results")
 @login_required
-def results():
+def results() -> ResponseReturnValue:
     """Several predictions from one upload, in upload order."""
     try:
         ids = [int(part) for part in request.args.get("ids", "").split(",") if part]
     except ValueError:
         abort(404)
+    ids = [i for i in ids if 0 < i <= MAX_ID]
     ids = ids[: current_app.config["MAX_FILES_PER_REQUEST"]]
     rows = db.session.scalars(
         sa.select(Prediction).where(
@@ -106,56 +186,216 @@ def results():
     predictions = [by_id[i] for i in ids if i in by_id]
     if not predictions:
         abort(404)
-    return render_template("web/results.html", predictions=predictions)
+    return render_template(
+        "web/results.html",
+        predictions=predictions,
+        min_confidence=current_min_confidence(),
+        confidence_form=confidence_form(),
+    )
 
 
-@bp.route("/predictions/<int:prediction_id>/thumbnail.jpg")
+@bp.route("/preferences/confidence", methods=["POST"])
 @login_required
-def thumbnail(prediction_id: int):
+def set_confidence() -> ResponseReturnValue:
+    """Set the "not sure" threshold, then go back to the page it was set on."""
+    form = ConfidenceForm()
+    target = safe_next_url(form.next.data) or url_for("web.history")
+    if form.validate_on_submit():
+        session[MIN_CONFIDENCE_KEY] = form.percent.data / 100
+        if form.percent.data:
+            message = f"Results below {form.percent.data}% are now marked 'not sure'."
+        else:
+            message = "No result is marked 'not sure' now (threshold 0%)."
+        flash(message, "info")
+    else:
+        flash("The threshold must be a whole number from 0 to 100.", "error")
+    return redirect(target)
+
+
+@bp.route(PREDICTION + "/thumbnail.jpg")
+@login_required
+def thumbnail(prediction_id: int) -> ResponseReturnValue:
     """The stored thumbnail (owner only)."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
-    response = make_response(prediction.thumbnail)
+    return _jpeg(prediction.thumbnail, "private, max-age=86400")
+
+
+def _jpeg(data: bytes, cache_control: str) -> Response:
+    response = make_response(data)
     response.headers["Content-Type"] = "image/jpeg"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, max-age=86400"
+    response.headers["Cache-Control"] = cache_control
     return response
 
 
-@bp.route("/predictions/<int:prediction_id>/delete", methods=["POST"])
+@bp.route(PREDICTION + "/delete", methods=["POST"])
 @login_required
-def delete(prediction_id: int):
+def delete(prediction_id: int) -> ResponseReturnValue:
     """Delete one prediction from the history."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
     db.session.delete(prediction)
     db.session.commit()
     flash(f"Deleted {prediction.filename}.", "info")
-    return redirect(url_for("web.history"))
+    return redirect(safe_next_url(request.form.get("next")) or url_for("web.history"))
+
+
+# --------------------------------------------------------------------------
+# History
+
+
+def _history_filters() -> tuple[HistoryFilterForm, HistoryFilters, bool]:
+    """The filter form from the query string and the filters it asks for.
+
+    An invalid field is reported on the form and left out of the filters.
+    """
+    form = HistoryFilterForm(formdata=request.args)
+    valid = form.validate()
+    filters = HistoryFilters(
+        q=(form.q.data or "").strip() if not form.q.errors else "",
+        start=form.start.data if not form.start.errors else None,
+        end=form.end.data if not (form.end.errors or form.start.errors) else None,
+        sort=form.sort.data if not form.sort.errors else DEFAULT_SORT,
+    )
+    return form, filters, valid
 
 
 @bp.route("/history")
 @login_required
-def history():
-    """The user's predictions, newest first, paginated."""
+def history() -> ResponseReturnValue:
+    """The user's predictions: label search, date range, sort, pages."""
+    purge_expired(current_user)
+    form, filters, valid = _history_filters()
     page = db.paginate(
-        history_query(current_user),
+        filtered_query(current_user, filters),
         per_page=current_app.config["HISTORY_PAGE_SIZE"],
         max_per_page=100,
         error_out=False,
     )
-    return render_template("web/history.html", page=page, delete_form=ConfirmForm())
+    html = render_template(
+        "web/history.html",
+        page=page,
+        form=form,
+        filters=filters,
+        min_confidence=current_min_confidence(),
+        retention=retention_label(current_user.history_retention_days),
+    )
+    return html, 200 if valid else 400
+
+
+@bp.route("/history/delete", methods=["POST"])
+@login_required
+def delete_many() -> ResponseReturnValue:
+    """Delete the selected predictions (other users' ids are ignored)."""
+    ids = [int(v) for v in request.form.getlist("ids") if v.isdigit()]
+    ids = [i for i in ids if i <= MAX_ID]
+    deleted = delete_owned(current_user, ids)
+    if deleted:
+        flash(f"Deleted {deleted} prediction{'' if deleted == 1 else 's'}.", "info")
+    else:
+        flash("Select the predictions to delete first.", "error")
+    return redirect(safe_next_url(request.form.get("next")) or url_for("web.history"))
+
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+@bp.route("/history/export.<fmt>")
+@login_required
+def export_history(fmt: str) -> ResponseReturnValue:
+    """Download the (filtered) history as CSV or JSON."""
+    if fmt not in EXPORT_TYPES:
+        abort(404)
+    purge_expired(current_user)
+    _, filters, _ = _history_filters()
+    query = filtered_query(current_user, filters)
+    if fmt == "csv":
+        body = csv_export(query)
+    else:
+        body = json_export(query, current_user.username)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    response = Response(stream_with_context(body), content_type=EXPORT_TYPES[fmt])
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="snapclass-history-{stamp}.{fmt}"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --------------------------------------------------------------------------
+# Sharing
+
+
+@bp.route(PREDICTION + "/share", methods=["POST"])
+@login_required
+def share(prediction_id: int) -> ResponseReturnValue:
+    """Make one result public through an unguessable link."""
+    prediction = owned_prediction(current_user, prediction_id) or abort(404)
+    share_prediction(prediction)
+    flash("Anyone with the link can now see this result.", "success")
+    return redirect(url_for("web.result", prediction_id=prediction.id))
+
+
+@bp.route(PREDICTION + "/unshare", methods=["POST"])
+@login_required
+def unshare(prediction_id: int) -> ResponseReturnValue:
+    """Revoke the public link of one result."""
+    prediction = owned_prediction(current_user, prediction_id) or abort(404)
+    unshare_prediction(prediction)
+    flash("The public link is revoked; it no longer works.", "info")
+    return redirect(url_for("web.result", prediction_id=prediction.id))
+
+
+def _public(response: Response) -> Response:
+    # Revocation must bite at once, and the link must not leak onwards.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+@bp.route("/s/<token>")
+def shared(token: str) -> ResponseReturnValue:
+    """A shared result for anyone with the link: nothing else of its owner."""
+    prediction = shared_prediction(token) or abort(404)
+    html = render_template(
+        "web/shared.html",
+        prediction=prediction,
+        min_confidence=DEFAULT_MIN_CONFIDENCE,
+    )
+    return _public(make_response(html))
+
+
+@bp.route("/s/<token>/thumbnail.jpg")
+def shared_thumbnail(token: str) -> ResponseReturnValue:
+    """The thumbnail of a shared result."""
+    prediction = shared_prediction(token, thumbnail=True) or abort(404)
+    return _public(_jpeg(prediction.thumbnail, "no-store"))
+
+
+# --------------------------------------------------------------------------
+# Account
 
 
 @bp.route("/account", methods=["GET"])
 @login_required
-def account():
-    """Account page: API tokens."""
+def account() -> ResponseReturnValue:
+    """Account page: password, history retention, API tokens, deletion."""
     return _account_page(TokenForm())
 
 
-def _account_page(form: TokenForm, new_token: str | None = None, status: int = 200):
+def _account_page(
+    form: TokenForm,
+    status: int = 200,
+    new_token: str | None = None,
+    delete_account_form: DeleteAccountForm | None = None,
+) -> tuple[str, int]:
     tokens = db.session.scalars(
         current_user.tokens.select().order_by(ApiToken.created_at.desc())
     ).all()
+    retention_form = RetentionForm(
+        formdata=None, days=current_user.history_retention_days or 0
+    )
     return (
         render_template(
             "web/account.html",
@@ -163,6 +403,8 @@ def _account_page(form: TokenForm, new_token: str | None = None, status: int = 2
             tokens=tokens,
             new_token=new_token,
             revoke_form=ConfirmForm(),
+            retention_form=retention_form,
+            delete_account_form=delete_account_form or DeleteAccountForm(formdata=None),
         ),
         status,
     )
@@ -170,7 +412,7 @@ def _account_page(form: TokenForm, new_token: str | None = None, status: int = 2
 
 @bp.route("/account/tokens", methods=["POST"])
 @login_required
-def create_token():
+def create_token() -> ResponseReturnValue:
     """Create an API token and show it once (never stored in plain text)."""
     form = TokenForm()
     if not form.validate_on_submit():
@@ -184,9 +426,9 @@ def create_token():
     return response
 
 
-@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@bp.route(f"/account/tokens/<int(max={MAX_ID}):token_id>/revoke", methods=["POST"])
 @login_required
-def revoke_token(token_id: int):
+def revoke_token(token_id: int) -> ResponseReturnValue:
     """Revoke one of the user's tokens."""
     token = db.session.scalar(
         sa.select(ApiToken).where(
@@ -198,3 +440,43 @@ def revoke_token(token_id: int):
         db.session.commit()
     flash(f"Token '{token.name}' revoked.", "info")
     return redirect(url_for("web.account"))
+
+
+@bp.route("/account/retention", methods=["POST"])
+@login_required
+def set_retention() -> ResponseReturnValue:
+    """Choose how long history is kept; older predictions go at once."""
+    form = RetentionForm()
+    if not form.validate_on_submit():
+        flash("Choose one of the offered retention periods.", "error")
+        return redirect(url_for("web.account"))
+    current_user.history_retention_days = form.days.data or None
+    db.session.commit()
+    deleted = purge_expired(current_user)
+    period = retention_label(form.days.data)
+    message = f"History is now kept {'' if period == 'forever' else 'for '}{period}."
+    if deleted:
+        message += f" {deleted} older prediction{'' if deleted == 1 else 's'} deleted."
+    flash(message, "success")
+    return redirect(url_for("web.account"))
+
+
+@bp.route("/account/delete", methods=["POST"])
+@login_required
+def delete_account() -> ResponseReturnValue:
+    """Delete the account and everything in it, after the password is confirmed."""
+    form = DeleteAccountForm()
+    if not form.validate_on_submit():
+        return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
+    if not verify_password(current_user.password_hash, form.password.data):
+        form.password.errors.append("The password is wrong.")
+        return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
+    user_id = current_user.id
+    # One transaction: either everything goes, or nothing does.
+    for model in (Prediction, ApiToken, UserSession):
+        db.session.execute(sa.delete(model).where(model.user_id == user_id))
+    db.session.execute(sa.delete(User).where(User.id == user_id))
+    db.session.commit()
+    end_user_session()
+    flash("Your account and all its data are deleted.", "info")
+    return redirect(url_for("auth.login"))

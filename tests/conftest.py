@@ -51,20 +51,35 @@ def database_url(tmp_path):
 
 
 @pytest.fixture
-def app(classifier, database_url):
-    class Config(TestingConfig):
-        SQLALCHEMY_DATABASE_URI = database_url
+def make_app(classifier, database_url):
+    """Build apps with settings overridden (``make_app(TRUSTED_PROXIES=...)``);
+    they share the test database, which is reset once per test."""
+    apps = []
 
-    app = create_app(Config)
-    model_service_for(app).use(classifier)
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+    def factory(**overrides):
+        settings = {"SQLALCHEMY_DATABASE_URI": database_url, **overrides}
+        config = type("Config", (TestingConfig,), settings)
+        app = create_app(config)
+        model_service_for(app).use(classifier)
+        if not apps:
+            with app.app_context():
+                db.drop_all()
+                db.create_all()
+        apps.append(app)
+        return app
+
+    yield factory
+    for index, app in enumerate(apps):
+        with app.app_context():
+            db.session.remove()
+            if index == 0:
+                db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 def model_service_for(app):

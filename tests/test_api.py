@@ -316,3 +316,22 @@ def test_system_info_describes_the_instance_without_secrets(client, token, app):
 
 def test_system_info_needs_auth(client):
     assert client.get("/api/system").status_code == 401
+
+
+def test_chunked_raw_body_over_the_limit_is_413(client, token, app):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    body = make_image_bytes("JPEG") + b"\0" * 8192
+    # A stream without Content-Length, as a chunked request arrives.
+    response = client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        headers={**bearer(token), "Content-Type": "image/jpeg"},
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+    small = client.post(
+        "/predict",
+        input_stream=io.BytesIO(make_image_bytes("JPEG", size=(40, 30))),
+        headers={**bearer(token), "Content-Type": "image/jpeg"},
+    )
+    assert small.status_code == 200

@@ -1,0 +1,230 @@
+"""History: search, filters and sorting, exports, and the retention purge."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from .extensions import db
+from .models import Prediction
+from .models import User
+from .models import utcnow
+
+# Sort keys offered on the history page: key -> (label, ORDER BY columns).
+SORTS: dict[str, tuple[str, tuple]] = {
+    "newest": ("Newest first", (Prediction.created_at.desc(), Prediction.id.desc())),
+    "oldest": ("Oldest first", (Prediction.created_at.asc(), Prediction.id.asc())),
+    "confidence": (
+        "Most confident first",
+        (Prediction.top_score.desc(), Prediction.id.desc()),
+    ),
+    "uncertain": (
+        "Least confident first",
+        (Prediction.top_score.asc(), Prediction.id.desc()),
+    ),
+    "label": ("Label A-Z", (Prediction.top_label.asc(), Prediction.id.desc())),
+}
+DEFAULT_SORT = "newest"
+# Choices for User.history_retention_days; 0 means keep forever (None).
+RETENTION_CHOICES = (0, 1, 7, 30, 90, 365)
+# Spreadsheets run cells that start with these as formulas (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "filename",
+    "top_label",
+    "top_score",
+    "predictions",
+    "model",
+    "weights",
+    "backend",
+    "width",
+    "height",
+    "size_bytes",
+    "mime_type",
+    "sha256",
+    "cached",
+    "shared",
+)
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """What the history page shows: label search, UTC date range, sort order."""
+
+    q: str = ""
+    start: date | None = None
+    end: date | None = None
+    sort: str = DEFAULT_SORT
+
+    def args(self) -> dict[str, str]:
+        """Query-string arguments that reproduce these filters (for links)."""
+        args = {}
+        if self.q:
+            args["q"] = self.q
+        if self.start:
+            args["start"] = self.start.isoformat()
+        if self.end:
+            args["end"] = self.end.isoformat()
+        if self.sort != DEFAULT_SORT:
+            args["sort"] = self.sort
+        return args
+
+    @property
+    def active(self) -> bool:
+        return bool(self.q or self.start or self.end)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def filtered_query(user: User, filters: HistoryFilters) -> sa.Select:
+    """The user's predictions matching ``filters``, in the chosen order."""
+    query = sa.select(Prediction).where(Prediction.user_id == user.id)
+    if filters.q:
+        pattern = "%" + escape_like(filters.q) + "%"
+        query = query.where(Prediction.top_label.ilike(pattern, escape="\\"))
+    if filters.start:
+        query = query.where(Prediction.created_at >= day_start(filters.start))
+    if filters.end:
+        # The end date is inclusive: everything before the next midnight (UTC).
+        next_day = day_start(filters.end) + timedelta(days=1)
+        query = query.where(Prediction.created_at < next_day)
+    _, order = SORTS.get(filters.sort, SORTS[DEFAULT_SORT])
+    return query.order_by(*order)
+
+
+def escape_like(text: str) -> str:
+    """Make ``%`` and ``_`` in a search match themselves in LIKE."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def delete_owned(user: User, ids: list[int]) -> int:
+    """Delete the user's predictions among ``ids``; other users' ids are ignored."""
+    if not ids:
+        return 0
+    result = db.session.execute(
+        sa.delete(Prediction).where(
+            Prediction.user_id == user.id, Prediction.id.in_(set(ids))
+        )
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+# --------------------------------------------------------------------------
+# Retention
+
+
+def purge_expired(user: User, now: datetime | None = None) -> int:
+    """Delete the user's predictions older than their retention setting."""
+    days = user.history_retention_days
+    if not days:
+        return 0
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    result = db.session.execute(
+        sa.delete(Prediction).where(
+            Prediction.user_id == user.id, Prediction.created_at < cutoff
+        )
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def purge_all_expired(now: datetime | None = None) -> tuple[int, int]:
+    """Purge for every user with a retention setting: (rows deleted, users)."""
+    users = db.session.scalars(
+        sa.select(User).where(User.history_retention_days.is_not(None))
+    ).all()
+    deleted = sum(purge_expired(user, now) for user in users)
+    return deleted, len(users)
+
+
+def retention_label(days: int | None) -> str:
+    if not days:
+        return "forever"
+    if days == 365:
+        return "1 year"
+    return f"{days} day{'' if days == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------
+# Exports
+
+
+def csv_cell(value: object) -> object:
+    """Neutralise spreadsheet formulas: text starting with = + - @ gets a quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_row(row: Prediction) -> list[object]:
+    predictions = "; ".join(
+        f"{p.get('label')}: {p.get('score', 0):.6f}" for p in row.top_k or []
+    )
+    values = (
+        row.id,
+        row.created_at.isoformat(),
+        row.filename,
+        row.top_label,
+        f"{row.top_score:.6f}",
+        predictions,
+        row.model_name,
+        row.weights,
+        row.backend,
+        row.width,
+        row.height,
+        row.size_bytes,
+        row.mime_type,
+        row.sha256,
+        "true" if row.cached else "false",
+        "true" if row.share_token else "false",
+    )
+    return [csv_cell(value) for value in values]
+
+
+def export_rows(query: sa.Select) -> Iterator[Prediction]:
+    """The rows of ``query``, fetched in chunks (the thumbnails stay unloaded)."""
+    yield from db.session.scalars(query.execution_options(yield_per=500))
+
+
+def csv_export(query: sa.Select) -> Iterator[str]:
+    """The history as CSV, one chunk per row, header first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for row in export_rows(query):
+        writer.writerow(csv_row(row))
+        yield flush()
+
+
+def json_export(query: sa.Select, username: str) -> Iterator[str]:
+    """The history as one JSON document: ``{"user", "exported_at", "items"}``."""
+    head = json.dumps({"user": username, "exported_at": utcnow().isoformat()})
+    yield head[:-1] + ', "items": ['
+    for index, row in enumerate(export_rows(query)):
+        item = row.as_dict()
+        item["shared"] = row.share_token is not None
+        yield ("," if index else "") + json.dumps(item)
+    yield "]}\n"

@@ -1,0 +1,107 @@
+"""Response headers on every response (error pages included), trusted proxies
+and the ``__Host-`` cookie name."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Our pages need no inline script or style; previews are blob: URLs.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "img-src 'self' blob: data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+STATIC_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def init_app(app: Flask) -> None:
+    if app.config["SESSION_COOKIE_SECURE"]:
+        # Browsers only accept __Host- cookies that are Secure, host-only and
+        # Path=/, so a sibling subdomain cannot plant or overwrite ours.
+        app.config["SESSION_COOKIE_NAME"] = "__Host-session"
+        app.config["SESSION_COOKIE_DOMAIN"] = False
+        app.config["SESSION_COOKIE_PATH"] = "/"
+    networks = parse_networks(app.config["TRUSTED_PROXIES"])
+    if networks:
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, networks)
+    app.after_request(add_security_headers)
+
+
+def add_security_headers(response: Response) -> Response:
+    for name, value in STATIC_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.status_code >= 400 and request_had_body():
+        # A refused upload may be left partly unread (401, 413, 429, 503 answer
+        # before reading it); Gunicorn then closes the connection. Say so, or a
+        # client that reuses it gets a reset on its next request.
+        response.headers["Connection"] = "close"
+    if request.is_secure and current_app.config["HSTS_SECONDS"]:
+        response.headers.setdefault(
+            "Strict-Transport-Security",
+            f"max-age={current_app.config['HSTS_SECONDS']}; includeSubDomains",
+        )
+    return response
+
+
+def request_had_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", ""
+    )
+
+
+def parse_networks(
+    setting: str,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``"127.0.0.1, 10.0.0.0/8"`` -> networks; a bad entry fails start-up."""
+    networks = []
+    for entry in (part.strip() for part in setting.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {entry!r} is not an address") from exc
+    return tuple(networks)
+
+
+def address_in(address: str | None, networks: Iterable) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+class TrustedProxyFix:
+    """Apply X-Forwarded-For/-Proto/-Host only when the direct peer is a trusted
+    proxy; from anyone else those headers are ignored (they are trivial to
+    forge). One proxy hop is trusted: nginx appends the real client address."""
+
+    def __init__(self, wsgi_app, networks) -> None:
+        self.direct = wsgi_app
+        self.fixed = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1)
+        self.networks = networks
+
+    def __call__(self, environ, start_response):
+        if address_in(environ.get("REMOTE_ADDR"), self.networks):
+            return self.fixed(environ, start_response)
+        return self.direct(environ, start_response)

@@ -1,0 +1,374 @@
+"""Prometheus metrics, correct across Gunicorn workers, served at ``/metrics``.
+
+Gunicorn runs several worker processes, so each keeps its numbers in files under
+``PROMETHEUS_MULTIPROC_DIR`` (set and cleaned by ``gunicorn.conf.py``) and a
+scrape sums them (prometheus-client's multiprocess mode). Without that variable
+(``flask run``, tests) the numbers live in this process only.
+
+``/metrics`` is a small WSGI layer in front of Flask: a scrape needs no session,
+database, CSRF check or rate limit, and does not count as a request itself. It
+answers only the addresses in ``METRICS_ALLOW`` or a bearer ``METRICS_TOKEN``;
+everyone else gets the same 404 as for a page that does not exist.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+import time
+from collections.abc import Iterable
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import request
+from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
+from prometheus_client import generate_latest
+from prometheus_client import multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .inference import InferenceError
+from .model_service import EXTENSION_KEY
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+# Routes whose 4xx answers are refused uploads (counted by error code).
+UPLOAD_ENDPOINTS = frozenset(("api.predict", "web.upload"))
+UNMATCHED_ROUTE = "<unmatched>"
+# For answers that carry no error code of their own (HTML pages, /readyz).
+OVERLOAD_CODES = {429: "too_many_requests", 503: "unavailable"}
+
+if os.environ.get(MULTIPROC_ENV):
+    # Each metric opens its file when it is created, right below.
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+
+REQUESTS = Counter(
+    "snapclass_http_requests_total",
+    "HTTP requests answered, by route (URL rule, never the raw path), method "
+    "and status.",
+    ["route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "snapclass_http_request_duration_seconds",
+    "Time from the first request hook to the response, by route, method and status.",
+    ["route", "method", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+IN_FLIGHT = Gauge(
+    "snapclass_http_requests_in_flight",
+    "Requests being handled right now, summed over live workers.",
+    multiprocess_mode="livesum",
+)
+INFERENCE_SECONDS = Histogram(
+    "snapclass_inference_duration_seconds",
+    "Time of one batch in the network, by backend.",
+    ["backend"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+BATCH_SIZE = Histogram(
+    "snapclass_inference_batch_size",
+    "Images per batch that went through the network (cache hits excluded).",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+CACHE_HITS = Counter(
+    "snapclass_result_cache_hits_total",
+    "Images answered from the result cache (identical bytes, same model).",
+)
+CACHE_MISSES = Counter(
+    "snapclass_result_cache_misses_total",
+    "Images that had to go through the network.",
+)
+UPLOADS_REJECTED = Counter(
+    "snapclass_uploads_rejected_total",
+    "Upload requests refused with a 4xx, by error code.",
+    ["reason"],
+)
+OVERLOAD = Counter(
+    "snapclass_http_overload_responses_total",
+    "429 (rate limited) and 503 (model or database unavailable) answers, by "
+    "status and error code.",
+    ["status", "code"],
+)
+MODEL_INFO = Gauge(
+    "snapclass_model_info",
+    "The model this instance serves (value is always 1).",
+    ["name", "weights", "backend"],
+    multiprocess_mode="livemax",
+)
+WORKER_RESTARTS = Counter(
+    "snapclass_worker_restarts_total",
+    "Gunicorn workers that exited while the server kept running (crash, "
+    "timeout, out of memory, max_requests); counted by the master.",
+)
+
+_model_info_set = False
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def parse_networks(
+    value: str | Iterable[str] | None, setting: str = "METRICS_ALLOW"
+) -> tuple:
+    """``"10.0.0.0/8, ::1"`` -> networks; a bad entry stops start-up."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else value
+    networks = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{setting}: {part!r} is not an address") from exc
+    return tuple(networks)
+
+
+def address_in(address: str | None, networks: tuple) -> bool:
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def peer_address(environ: dict) -> str | None:
+    """The TCP peer, even when ProxyFix has rewritten REMOTE_ADDR."""
+    original = environ.get("werkzeug.proxy_fix.orig") or {}
+    return original.get("REMOTE_ADDR") or environ.get("REMOTE_ADDR")
+
+
+def render_latest() -> bytes:
+    """All metrics in Prometheus' text format (summed over workers)."""
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+class MetricsEndpoint:
+    """WSGI middleware answering ``GET /metrics`` before Flask sees the request."""
+
+    path = "/metrics"
+
+    def __init__(self, app: Flask, wsgi_app) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.allow = parse_networks(app.config["METRICS_ALLOW"])
+        token = app.config.get("METRICS_TOKEN")
+        self.token = token.encode() if token else None
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != self.path:
+            return self.wsgi_app(environ, start_response)
+        if not self.allowed(environ):
+            body = json.dumps(
+                {"error": {"code": "not_found", "message": "Not Found"}}
+            ).encode()
+            start_response(
+                "404 NOT FOUND",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 METHOD NOT ALLOWED", [("Allow", "GET, HEAD")])
+            return [b""]
+        set_model_info(self.app)
+        body = render_latest()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", CONTENT_TYPE_LATEST),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    def allowed(self, environ: dict) -> bool:
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, value = header.partition(" ")
+        if self.token and scheme.lower() == "bearer":
+            return hmac.compare_digest(value.strip().encode(), self.token)
+        # REMOTE_ADDR is the client as far as we can trust it: a trusted proxy's
+        # X-Forwarded-For is already applied, so a scrape relayed by nginx is
+        # judged by the client behind it, not by nginx's own address.
+        return address_in(environ.get("REMOTE_ADDR"), self.allow)
+
+
+def set_model_info(app: Flask) -> None:
+    """Publish this worker's model name, weights and backend once."""
+    global _model_info_set
+    if _model_info_set:
+        return
+    service = app.extensions.get(EXTENSION_KEY)
+    if service is None:
+        return
+    try:
+        info = service.classifier.info
+    except InferenceError:
+        return
+    MODEL_INFO.labels(info.name, info.weights, info.backend).set(1)
+    _model_info_set = True
+
+
+def observe_classification(outcome, backend: str) -> None:
+    """Count one classified request: batch, inference time, cache hits/misses.
+
+    ``outcome`` is the ``ClassifyOutcome`` of ``app.predictions``. Views call
+    this right after ``classify_and_store``; requests that did not call it are
+    counted from their ``Server-Timing`` header instead (see ``after_request``).
+    """
+    g.classification_observed = True
+    CACHE_HITS.inc(outcome.cache_hits)
+    CACHE_MISSES.inc(outcome.batch_size)
+    if outcome.batch_size:
+        BATCH_SIZE.observe(outcome.batch_size)
+        INFERENCE_SECONDS.labels(backend).observe(
+            outcome.timing_ms.get("inference", 0.0) / 1000.0
+        )
+
+
+def parse_server_timing(header: str | None) -> dict[str, float | str]:
+    """``decode;dur=3.1, cache;desc="1/2"`` -> ``{"decode": 3.1, "cache": "1/2"}``."""
+    parts: dict[str, float | str] = {}
+    for entry in (header or "").split(","):
+        name, *params = (p.strip() for p in entry.split(";"))
+        if not name:
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key == "dur":
+                try:
+                    parts[name] = float(value)
+                except ValueError:
+                    pass
+            elif key == "desc":
+                parts[name] = value.strip('"')
+    return parts
+
+
+def _observe_from_server_timing(timing: dict) -> None:
+    """Classification metrics of a view that only reported its Server-Timing."""
+    hits, _, total = str(timing.get("cache", "")).partition("/")
+    if not (hits.isdigit() and total.isdigit()):
+        return
+    hits_n, total_n = int(hits), int(total)
+    batch = max(total_n - hits_n, 0)
+    CACHE_HITS.inc(hits_n)
+    CACHE_MISSES.inc(batch)
+    if batch:
+        BATCH_SIZE.observe(batch)
+        backend = current_app.extensions[EXTENSION_KEY].classifier.info.backend
+        INFERENCE_SECONDS.labels(backend).observe(
+            float(timing.get("inference", 0.0)) / 1000.0
+        )
+
+
+def route_label() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED_ROUTE
+
+
+def method_label() -> str:
+    return request.method if request.method in METHODS else "OTHER"
+
+
+def error_code(response: Response) -> str | None:
+    """The ``error.code`` of a JSON error answer, or one set by the view in ``g``."""
+    code = g.get("error_code")
+    if code:
+        return str(code)[:64]
+    if response.is_json:
+        body = response.get_json(silent=True)
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            value = body["error"].get("code")
+            if isinstance(value, str):
+                return value[:64]
+    return None
+
+
+def before_request() -> None:
+    g.request_started = time.perf_counter()
+    IN_FLIGHT.inc()
+    g.in_flight_counted = True
+
+
+def after_request(response: Response) -> Response:
+    started = g.get("request_started")
+    if started is None:
+        return response
+    elapsed = time.perf_counter() - started
+    g.request_seconds = elapsed
+    route, method, status = route_label(), method_label(), response.status_code
+    REQUESTS.labels(route, method, str(status)).inc()
+    REQUEST_SECONDS.labels(route, method, str(status)).observe(elapsed)
+    if status in (429, 503):
+        code = error_code(response) or OVERLOAD_CODES[status]
+        OVERLOAD.labels(str(status), code).inc()
+    elif (
+        request.endpoint in UPLOAD_ENDPOINTS
+        and 400 <= status < 500
+        and status not in (401, 403, 404, 405)
+    ):
+        UPLOADS_REJECTED.labels(error_code(response) or f"http_{status}").inc()
+    if (
+        response.status_code < 400
+        and not g.get("classification_observed")
+        and "Server-Timing" in response.headers
+    ):
+        _observe_from_server_timing(
+            parse_server_timing(response.headers["Server-Timing"])
+        )
+    return response
+
+
+def teardown_request(exc: BaseException | None) -> None:
+    if g.pop("in_flight_counted", False):
+        IN_FLIGHT.dec()
+
+
+def init_app(app: Flask) -> None:
+    """Count every request; serve ``/metrics`` to allowed scrapers."""
+    app.before_request(before_request)
+    app.after_request(after_request)
+    app.teardown_request(teardown_request)
+    app.wsgi_app = MetricsEndpoint(app, app.wsgi_app)
+
+
+def mark_worker_exit(worker_pid: int, server_running: bool) -> None:
+    """Called by the Gunicorn master when a worker exits (``child_exit``)."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(worker_pid)
+    if server_running:
+        WORKER_RESTARTS.inc()
+
+
+def collect_samples() -> dict[str, list[tuple[dict, float]]]:
+    """Every sample by name, as ``(labels, value)``, summed over workers."""
+    registry = REGISTRY
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    samples: dict[str, list[tuple[dict, float]]] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples

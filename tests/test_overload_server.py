@@ -1,0 +1,194 @@
+"""Overload and rate limits on the real Gunicorn server (2 workers, real model).
+
+100 concurrent clients: every answer is a 200 or a fast 503, nothing hangs,
+and the accepted requests keep the server near its capacity. 10 clients
+posting back to back (the saturation profile) never see a 503. Rate limits
+stored in Redis hold across workers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import gradient_image
+from tests.test_server import BIN
+from tests.test_server import ROOT
+from tests.test_server import flask_cli
+from tests.test_server import free_port
+from tests.test_server import server_env
+from tests.test_server import wait_ready
+
+pytestmark = pytest.mark.server
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def start_server(tmp, **settings):
+    env = server_env(tmp, PORT=str(free_port()), HOST="127.0.0.1", **settings)
+    if env["DATABASE_URL"].startswith("postgresql"):
+        import sqlalchemy as sa
+
+        from tests.test_migrations import reset_schema
+
+        engine = sa.create_engine(env["DATABASE_URL"])
+        reset_schema(engine)
+        engine.dispose()
+    flask_cli(env, "db", "upgrade")
+    flask_cli(env, "create-user", "olga", "--password", "olgas long password")
+    token = flask_cli(env, "create-token", "olga", "load")
+    log = (tmp / f"server-{env['PORT']}.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{env['PORT']}"
+    wait_ready(url, process)
+    return process, url, token
+
+
+def photo(seed: int) -> bytes:
+    """Distinct small photos, so the result cache never answers."""
+    image = gradient_image((480, 360))
+    image.putpixel((seed % 480, (seed // 480) % 360), (seed % 256, 7, 99))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def post(url: str, token: str, data: bytes) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = requests.post(
+        url + "/predict",
+        data=data,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
+        timeout=60,
+    )
+    return response.status_code, time.perf_counter() - started
+
+
+def closed_loop(url, token, clients: int, seconds: float, backoff: bool = False):
+    """``clients`` threads posting back to back for ``seconds``; with
+    ``backoff`` a client told 503 waits its Retry-After, as a polite one does."""
+    results, lock, counter = [], threading.Lock(), iter(range(10**9))
+    deadline = time.monotonic() + seconds
+
+    def client():
+        while time.monotonic() < deadline:
+            with lock:
+                seed = next(counter)
+            outcome = post(url, token, photo(seed))
+            with lock:
+                results.append(outcome)
+            if backoff and outcome[0] == 503:
+                time.sleep(1.0)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in range(clients):
+            pool.submit(client)
+    return results, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("overload")
+    process, url, token = start_server(
+        tmp,
+        MODEL_CACHE_DIR=str(tmp / "models"),
+        PREDICT_RATE_LIMIT="100000 per minute",  # all clients share one token
+    )
+    yield url, token
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_saturation_load_gets_no_503(server):
+    url, token = server
+    results, elapsed = closed_loop(url, token, clients=10, seconds=8)
+    statuses = [status for status, _ in results]
+    assert statuses and set(statuses) == {200}
+    print(f"\n10 clients back to back: {len(results) / elapsed:.1f} req/s, no 503")
+
+
+def test_hundred_clients_get_200_or_fast_503(server):
+    url, token = server
+    baseline, _ = closed_loop(url, token, clients=10, seconds=6)
+    baseline_rps = sum(1 for s, _ in baseline if s == 200) / 6
+    results, elapsed = closed_loop(url, token, clients=100, seconds=10, backoff=True)
+    statuses = {status for status, _ in results}
+    assert statuses <= {200, 503}, statuses
+    rejected = [t for s, t in results if s == 503]
+    accepted = [t for s, t in results if s == 200]
+    assert rejected, "100 clients should exceed the in-flight bound"
+    assert max(t for _, t in results) < 60  # nothing waits for the worker timeout
+    accepted_rps = len(accepted) / elapsed
+    print(
+        f"\n100 clients: {len(accepted)} x 200, {len(rejected)} x 503 in "
+        f"{elapsed:.1f} s; 503 latency median {statistics.median(rejected) * 1000:.0f}"
+        f" ms, p95 {sorted(rejected)[int(len(rejected) * 0.95)] * 1000:.0f} ms; "
+        f"accepted {accepted_rps:.1f} req/s vs {baseline_rps:.1f} req/s at 10 clients"
+    )
+    assert statistics.median(rejected) < 0.25
+    assert accepted_rps >= 0.7 * baseline_rps
+
+
+@pytest.mark.skipif(
+    not redis_available() and os.environ.get("CI") != "true",
+    reason="Redis is not running on 127.0.0.1:6379 (CI always has it)",
+)
+def test_rate_limits_in_redis_hold_across_workers(tmp_path):
+    process, url, token = start_server(
+        tmp_path,
+        MODEL_CACHE_DIR=str(tmp_path / "models"),
+        RATELIMIT_STORAGE_URI=REDIS_URL,
+        PREDICT_RATE_LIMIT="5 per minute",
+        # Counters of earlier runs may still be in Redis: use fresh keys.
+        RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}",
+    )
+    try:
+        statuses = []
+        for seed in range(20):
+            # A new connection each time, so both workers get requests.
+            response = requests.post(
+                url + "/predict",
+                data=photo(seed),
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "image/jpeg",
+                    "Connection": "close",
+                },
+                timeout=30,
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert int(response.headers["Retry-After"]) > 0
+        assert statuses.count(200) == 5, statuses
+        assert statuses.count(429) == 15
+        system = requests.get(
+            url + "/api/system", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        assert system["rate_limits"]["shared"] is True
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
