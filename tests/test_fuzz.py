@@ -149,7 +149,7 @@ def test_decode_image_survives_fuzzing(tmp_path):
             str(corpus),
             f"-max_total_time={FUZZ_SECONDS}",
             "-timeout=10",
-            "-rss_limit_mb=2048",
+            "-rss_limit_mb=3072",
             "-max_len=16384",
             f"-artifact_prefix={ARTIFACTS}/",
             "-print_final_stats=1",

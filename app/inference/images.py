@@ -131,10 +131,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit greyscale: scale to 8 bits instead of clipping at 255.
-        depth = 65535.0 if image.mode.startswith("I;16") else float(2**32 - 1)
-        array = np.asarray(image, dtype=np.float64) * (255.0 / depth)
-        image = Image.fromarray(array.round().astype(np.uint8), "L")
+        # 16-bit greyscale (PNG loads it as I;16 or I): keep the top 8 bits
+        # instead of clipping at 255, in integers (no float64 copy of a big image).
+        array = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        image = Image.fromarray((array >> 8).astype(np.uint8), "L")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
