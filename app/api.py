@@ -133,7 +133,7 @@ def list_predictions():
     )
 
 
-@bp.route("/api/predictions/<int(max=9223372036854775807):prediction_id>")
+@bp.route("/api/predictions/<int:prediction_id>")
 def get_prediction(prediction_id: int):
     """One prediction; another user's id is a 404, like a missing one."""
     prediction = owned_prediction(current_user, prediction_id)
@@ -142,9 +142,7 @@ def get_prediction(prediction_id: int):
     return jsonify(prediction.as_dict())
 
 
-@bp.route(
-    "/api/predictions/<int(max=9223372036854775807):prediction_id>", methods=["DELETE"]
-)
+@bp.route("/api/predictions/<int:prediction_id>", methods=["DELETE"])
 def delete_prediction(prediction_id: int):
     """Delete one prediction."""
     prediction = owned_prediction(current_user, prediction_id)

@@ -154,8 +154,15 @@ def fill_new_result(row: Prediction, image, predictions, batch) -> None:
     }
 
 
+# Primary keys are 32-bit integers (PostgreSQL INTEGER): a larger id cannot
+# exist, and asking the database for one is an overflow error, not "not found".
+MAX_ID = 2**31 - 1
+
+
 def owned_prediction(user: User, prediction_id: int) -> Prediction | None:
     """The user's own prediction, or None (also for other users' ids)."""
+    if not 0 < prediction_id <= MAX_ID:
+        return None
     return db.session.scalar(
         sa.select(Prediction).where(
             Prediction.id == prediction_id, Prediction.user_id == user.id

@@ -11,6 +11,7 @@ from flask import Response
 from flask import abort
 from flask import current_app
 from flask import flash
+from flask import g
 from flask import jsonify
 from flask import make_response
 from flask import redirect
@@ -23,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
+from . import metrics
 from .errors import error_response
 from .errors import inference_error_parts
 from .errors import wants_json
@@ -65,7 +67,9 @@ bp = Blueprint("web", __name__)
 
 # Database ids are signed 64-bit integers: a larger number in a URL or a form
 # matches nothing (404) instead of overflowing the database driver (500).
-MAX_ID = 2**63 - 1
+# Ids are 32-bit integers in the database; larger ones cannot exist (404, not
+# an overflow error from the database).
+MAX_ID = 2**31 - 1
 PREDICTION = f"/predictions/<int(max={MAX_ID}):prediction_id>"
 
 # Below this top score a result is shown as "not sure", unless the person
@@ -124,10 +128,12 @@ def upload() -> ResponseReturnValue:
         )
     except (UploadError, ImageRejected, InferenceError) as exc:
         status, code, message = _upload_failure(exc)
+        g.error_code = code  # the metrics count refusals by reason
         if wants_json():
             return error_response(status, code, message)
         flash(message, "error")
         return render_template("web/index.html", form=form), status
+    metrics.observe_classification(outcome, classifier.info.backend)
     ids = [row.id for row in outcome.rows]
     if len(ids) == 1:
         target = url_for("web.result", prediction_id=ids[0])
@@ -265,8 +271,10 @@ def history() -> ResponseReturnValue:
     """The user's predictions: label search, date range, sort, pages."""
     purge_expired(current_user)
     form, filters, valid = _history_filters()
+    page_number = request.args.get("page", default=1, type=int)
     page = db.paginate(
         filtered_query(current_user, filters),
+        page=min(max(page_number, 1), 1_000_000),  # past the end is just empty
         per_page=current_app.config["HISTORY_PAGE_SIZE"],
         max_per_page=100,
         error_out=False,

@@ -253,8 +253,8 @@ def unique_jpeg() -> bytes:
 
 def test_load_through_nginx_is_spread_and_counted_exactly(cluster, tmp_path):
     instances, nginx = cluster["instances"], cluster["nginx"]
+    log_start = len(nginx.settled_log(0))  # after nginx logged earlier requests
     before = [scrape(s) for s in instances]
-    log_start = len(nginx.access_log())
     result = subprocess.run(
         [
             str(BIN / "locust"),
@@ -448,9 +448,10 @@ def test_killing_an_instance_loses_no_accepted_request(cluster):
     instances, nginx = cluster["instances"], cluster["nginx"]
     survivors, victim = instances[:-1], instances[-1]
     headers = instances[0].headers
-    before = [scrape(s) for s in survivors]
     stored_before = stored(nginx, headers)
-    log_start = len(nginx.access_log())
+    # The window starts once nginx has logged that request too.
+    log_start = len(nginx.settled_log(0))
+    before = [scrape(s) for s in survivors]
     outcomes: list[tuple[str, int, int | None]] = []
     errors: list[str] = []
     stop = threading.Event()

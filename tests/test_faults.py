@@ -128,14 +128,6 @@ def test_postgres_restart_recovers_without_a_server_restart(postgres_report):
     assert found["recovery_s"]["first_200"] < 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: during a PostgreSQL outage, requests whose user was loaded "
-    "before the database went away get 500 internal_error instead of 503: the "
-    "error handler rolls back (expiring the user) and app/request_log.py "
-    "request_record() then reads user.id, which reloads it from the database "
-    "inside after_request and raises OperationalError there",
-)
 def test_postgres_restart_failures_are_503_with_json(postgres_report):
     found = scenario(postgres_report, "postgres_restart")
     assert not problems(found, "answers"), problems(found, "answers")[:5]

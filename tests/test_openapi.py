@@ -289,27 +289,8 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(api_server, tm
     )
     output = result.stdout + result.stderr
     report = "\n".join(failure_summary(output))
-    if result.returncode != 0 and huge_ids_crash(api_server):
-        pytest.xfail(f"KNOWN BUG: huge ids or page numbers are a 500\n{report}")
     assert result.returncode == 0, report
     assert re.search(r"\d+ generated, \d+ passed", output), output[-2000:]
-
-
-def huge_ids_crash(server) -> bool:
-    """KNOWN BUG (app/api.py, app/predictions.py; patch in the issue 6 report):
-    ids and page numbers beyond what the database stores reach the query and
-    fail there with a 500 (SQLite: over 64 bits; PostgreSQL: over 32 bits).
-    While it is there, a Schemathesis failure is expected, not a new one.
-    Once fixed, this is False and the test must pass outright."""
-    import requests
-
-    huge = 10**20
-    probes = (f"/api/predictions/{huge}", f"/api/predictions?page={huge}")
-    return any(
-        requests.get(server.url + probe, headers=server.headers, timeout=10).status_code
-        == 500
-        for probe in probes
-    )
 
 
 def failure_summary(output: str) -> list[str]:
