@@ -631,6 +631,8 @@ def main() -> int:
                 "p95 ms",
                 "p99 ms",
                 "max ms",
+                "server CPU (cores)",
+                "Locust CPU (cores)",
             ],
             [
                 [
@@ -642,6 +644,8 @@ def main() -> int:
                     f"{r['p95']:.0f}",
                     f"{r['p99']:.0f}",
                     f"{r['max']:.0f}",
+                    f"{r['server_cores']:.2f}",
+                    f"{r['locust_cores']:.2f}",
                 ]
                 for label, r in profile_rows
             ],
@@ -669,6 +673,10 @@ def main() -> int:
                 ["served saturation (req/s)", f"{served:.1f}"],
                 ["served / model ceiling", f"{served / model_ceiling:.2f}"],
                 ["served / pipeline ceiling", f"{served / pipeline:.2f}"],
+                [
+                    "server CPU per request at saturation (core-ms)",
+                    f"{profile_rows[1][1]['server_cores'] / served * 1000:.1f}",
+                ],
             ],
         )
     )
