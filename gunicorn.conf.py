@@ -10,11 +10,15 @@ Locust on the same machine):
     1 x 2, intra 2                         27.5     350      360
     1 x 4, intra 2                         29.4     330      360
     2 x 1, intra 1                         20.3     480      480
-    2 x 2, intra 1   (default)             31.4     310      330
+    2 x 2, intra 1                         31.4     310      330
     2 x 2, intra 2   (oversubscribed)      31.6     400      510
     3 x 1, intra 1                         25.5      92      740
 
-One worker per core, each with a single inference thread and two request
+(Today's default, 2 x 16, intra 1, measured 28.4 req/s, p50 330, p95 440 in
+the final 60 s `make bench`: the extra threads exist for fast 503s under
+overload, see below, and cost little.)
+
+One worker per core, each with a single inference thread and several request
 threads, serves the most with the tightest tail: while one request of a worker
 is in the network, the other decodes its upload or talks to the database, and
 the workers never fight over cores. Two inference threads in one process are
