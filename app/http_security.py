@@ -3,14 +3,14 @@ and the ``__Host-`` cookie name."""
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
-
 from flask import Flask
 from flask import Response
 from flask import current_app
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .metrics import address_in
+from .metrics import parse_networks
 
 # Our pages need no inline script or style; previews are blob: URLs.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -40,7 +40,7 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_NAME"] = "__Host-session"
         app.config["SESSION_COOKIE_DOMAIN"] = False
         app.config["SESSION_COOKIE_PATH"] = "/"
-    networks = parse_networks(app.config["TRUSTED_PROXIES"])
+    networks = parse_networks(app.config["TRUSTED_PROXIES"], "TRUSTED_PROXIES")
     if networks:
         app.wsgi_app = TrustedProxyFix(app.wsgi_app, networks)
     app.after_request(add_security_headers)
@@ -66,29 +66,6 @@ def request_had_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get(
         "Transfer-Encoding", ""
     )
-
-
-def parse_networks(
-    setting: str,
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """``"127.0.0.1, 10.0.0.0/8"`` -> networks; a bad entry fails start-up."""
-    networks = []
-    for entry in (part.strip() for part in setting.split(",")):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"TRUSTED_PROXIES: {entry!r} is not an address") from exc
-    return tuple(networks)
-
-
-def address_in(address: str | None, networks: Iterable) -> bool:
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 class TrustedProxyFix:
