@@ -52,6 +52,7 @@ from .models import User
 from .models import UserSession
 from .models import utcnow
 from .passwords import verify_password
+from .predictions import MAX_ID
 from .predictions import ImageRejected
 from .predictions import classify_and_store
 from .predictions import owned_prediction
@@ -67,9 +68,6 @@ bp = Blueprint("web", __name__)
 
 # Database ids are signed 64-bit integers: a larger number in a URL or a form
 # matches nothing (404) instead of overflowing the database driver (500).
-# Ids are 32-bit integers in the database; larger ones cannot exist (404, not
-# an overflow error from the database).
-MAX_ID = 2**31 - 1
 PREDICTION = f"/predictions/<int(max={MAX_ID}):prediction_id>"
 
 # Below this top score a result is shown as "not sure", unless the person

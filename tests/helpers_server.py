@@ -79,16 +79,11 @@ def fresh_postgres_database(name: str) -> str:
 
 def reset_database(url: str) -> None:
     """Drop every table of ``url`` (a PostgreSQL schema or a SQLite file)."""
+    from tests.test_migrations import reset_schema
+
     engine = sa.create_engine(url)
     try:
-        if engine.dialect.name == "postgresql":
-            with engine.begin() as connection:
-                connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-                connection.execute(sa.text("CREATE SCHEMA public"))
-        else:
-            metadata = sa.MetaData()
-            metadata.reflect(engine)
-            metadata.drop_all(engine)
+        reset_schema(engine)
     finally:
         engine.dispose()
 
