@@ -110,3 +110,13 @@ def test_backend_setting(monkeypatch):
     assert resolve_backend("auto") == "tensorflow"
     monkeypatch.setattr(backends, "tensorflow_has_gpu_build", lambda: False)
     assert resolve_backend("auto") == "openvino"
+
+
+def test_openvino_threads_are_not_pinned_to_cores(model_cache_dir, classifier):
+    """Pinned, every worker's inference thread lands on the same core."""
+    path = converted_model_path(model_cache_dir, parse_weights("random"))
+    worker = build_classifier(
+        "random", backend="openvino", intra_op_threads=1, converted_model=path
+    )
+    worker.load()
+    assert worker.runtime._compiled.get_property("ENABLE_CPU_PINNING") is False
