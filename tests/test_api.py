@@ -59,6 +59,39 @@ def test_predict_with_bearer_token(client, token, app, classifier):
     assert count_predictions(app) == 1
 
 
+def test_large_upload_is_classified_without_a_temporary_file(
+    client, token, monkeypatch
+):
+    """Werkzeug spools files over 500 KB to disk; ours stay in memory."""
+    import werkzeug.formparser
+    from PIL import Image
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was spooled to a temporary file")
+
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", no_disk)
+    buffer = io.BytesIO()
+    Image.effect_noise((1024, 1024), 80).convert("RGB").save(buffer, "JPEG")
+    photo = buffer.getvalue()
+    assert len(photo) > 512 * 1024
+    # Encoded here: the test client would spool this body to a file of its own.
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="image"; '
+        b'filename="noise.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        + photo
+        + b"\r\n--b0undary--\r\n"
+    )
+    response = client.post(
+        "/predict",
+        data=body,
+        headers=bearer(token),
+        content_type="multipart/form-data; boundary=b0undary",
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (result,) = response.get_json()["results"]
+    assert (result["width"], result["height"]) == (1024, 1024)
+
+
 def test_predict_raw_body(client, token):
     response = client.post(
         "/predict?top_k=3",
