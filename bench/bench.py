@@ -110,6 +110,76 @@ def raw_ceiling(backend: str, threads: int, cache: Path) -> dict:
     return {int(k): v for k, v in data.items()}
 
 
+# The served layout runs one single-threaded model per core (gunicorn.conf.py),
+# which gets more out of the cores than one model using them all. A ceiling
+# that ignored this would flatter the served numbers, so the same work is also
+# measured that way: one process per core, started together, run for a while.
+PARALLEL_SCRIPT = """
+import json, sys, time
+import numpy as np
+from app.inference import build_classifier
+backend, threads, cache, work, path, seconds = sys.argv[1:7]
+c = build_classifier("random", backend=backend, intra_op_threads=int(threads),
+                     inter_op_threads=1, model_cache_dir=cache)
+c.load()
+if work == "model":
+    x = np.random.default_rng(0).uniform(-120, 150, (1, 224, 224, 3)).astype("float32")
+    step = lambda: c.runtime(x)
+else:
+    data = open(path, "rb").read()
+    step = lambda: c.classify([c.decode(data)])
+for _ in range(3):
+    step()
+print("ready", flush=True)
+sys.stdin.readline()  # every process starts at the same moment
+n, started = 0, time.perf_counter()
+while time.perf_counter() - started < float(seconds):
+    step()
+    n += 1
+print(json.dumps({"img_s": n / (time.perf_counter() - started)}), flush=True)
+"""
+
+
+def parallel_ceiling(
+    backend: str, cache: Path, work: str, image: Path | None = None, seconds: int = 10
+) -> float:
+    """Images/s of one single-threaded ``work`` ("model": batch-1 inference,
+    "pipeline": decode + preprocess + infer) per core, all cores at once."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-c", PARALLEL_SCRIPT, backend, "1", str(cache)]
+    command += [work, str(image or ""), str(seconds)]
+    children = [
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(CORES)
+    ]
+    try:
+        for child in children:
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(child.communicate(timeout=60)[1][-1500:])
+        for child in children:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        total = 0.0
+        for child in children:
+            out, err = child.communicate(timeout=seconds + 120)
+            if child.returncode != 0:
+                raise RuntimeError(err[-1500:])
+            total += json.loads(out.strip().splitlines()[-1])["img_s"]
+        return total
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+
+
 # --------------------------------------------------------------------------
 # (b) preprocessing, naive vs ours
 
@@ -459,30 +529,44 @@ def main() -> int:
         f"({len(data) / 1024:.0f} KiB); random weights."
     )
 
-    section("(a) Raw model ceiling, in process (all cores, one process)")
+    section("(a) Raw model ceiling, in process, all cores")
     backends = ["tensorflow"] + (["openvino"] if openvino_available() else [])
     ceilings = {}
     rows = []
     for backend in backends:
         result = raw_ceiling(backend, CORES, cache)
         best_batch = max(result, key=lambda b: result[b]["img_s"])
-        ceilings[backend] = result
+        per_core = parallel_ceiling(backend, cache, "model")
+        ceilings[backend] = max(result[1]["img_s"], per_core)
         rows.append(
             [
                 backend,
                 f"{result[1]['ms']:.1f}",
                 f"{result[1]['img_s']:.1f}",
+                f"{per_core:.1f}",
                 best_batch,
                 f"{result[best_batch]['img_s']:.1f}",
             ]
         )
     print(
         table(
-            ["backend", "batch 1 ms", "batch 1 img/s", "best batch", "best img/s"], rows
+            [
+                "backend",
+                "batch 1 ms",
+                "batch 1 img/s",
+                f"batch 1, {CORES} x 1 thread img/s",
+                "best batch",
+                "best img/s",
+            ],
+            rows,
         )
     )
-    best_backend = max(ceilings, key=lambda b: ceilings[b][1]["img_s"])
-    model_ceiling = ceilings[best_backend][1]["img_s"]
+    print(
+        f"\n'{CORES} x 1 thread': one single-threaded model per core, all at once "
+        "(the served layout). The model ceiling below is the higher batch-1 figure."
+    )
+    best_backend = max(ceilings, key=ceilings.get)
+    model_ceiling = ceilings[best_backend]
 
     section("(b) Decode + preprocess, median ms (naive: full decode, float64)")
     samples = [
@@ -508,8 +592,21 @@ def main() -> int:
         f"(d) In-process pipeline ceiling ({best_backend}: decode + "
         "preprocess + infer of the same photo, no HTTP)"
     )
-    pipeline = pipeline_ceiling(best_backend, CORES, cache, image_path)
-    print(f"{pipeline:.1f} images/s")
+    pipeline_one = pipeline_ceiling(best_backend, CORES, cache, image_path)
+    pipeline_per_core = parallel_ceiling(best_backend, cache, "pipeline", image_path)
+    print(
+        table(
+            ["layout", "images/s"],
+            [
+                [f"one process, {CORES} inference threads", f"{pipeline_one:.1f}"],
+                [
+                    f"{CORES} processes x 1 thread (served layout)",
+                    f"{pipeline_per_core:.1f}",
+                ],
+            ],
+        )
+    )
+    pipeline = max(pipeline_one, pipeline_per_core)
 
     if args.skip_served:
         return 0
@@ -659,6 +756,11 @@ def main() -> int:
     print(f"Server-Timing, last 12 MP request: {phone_timing}")
     print(f"Server-Timing, last {name} request: {medium_timing}")
 
+    # This machine's speed drifts; measuring the ceiling again after the served
+    # runs and keeping the higher figure keeps a slow moment from flattering us.
+    pipeline_after = parallel_ceiling(best_backend, cache, "pipeline", image_path)
+    pipeline = max(pipeline, pipeline_after)
+
     section("Ratios")
     served = profile_rows[1][1]["rps"]
     print(
@@ -666,10 +768,14 @@ def main() -> int:
             ["measure", "value"],
             [
                 [
-                    f"model ceiling ({best_backend}, batch 1, img/s)",
+                    f"model ceiling ({best_backend}, batch 1, best layout, img/s)",
                     f"{model_ceiling:.1f}",
                 ],
-                ["pipeline ceiling (img/s)", f"{pipeline:.1f}"],
+                [
+                    "pipeline ceiling (img/s, highest of before and after: "
+                    f"{pipeline_after:.1f} after)",
+                    f"{pipeline:.1f}",
+                ],
                 ["served saturation (req/s)", f"{served:.1f}"],
                 ["served / model ceiling", f"{served / model_ceiling:.2f}"],
                 ["served / pipeline ceiling", f"{served / pipeline:.2f}"],
