@@ -120,3 +120,26 @@ def test_openvino_threads_are_not_pinned_to_cores(model_cache_dir, classifier):
     )
     worker.load()
     assert worker.runtime._compiled.get_property("ENABLE_CPU_PINNING") is False
+
+
+def test_openvino_runtime_is_safe_under_concurrent_threads(model_cache_dir, classifier):
+    """Gunicorn threads share one infer request: each caller gets its own
+    images' scores, the same as when called alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = converted_model_path(model_cache_dir, parse_weights("random"))
+    worker = build_classifier(
+        "random", backend="openvino", intra_op_threads=1, converted_model=path
+    )
+    worker.load()
+    rng = np.random.default_rng(1)
+    inputs = [
+        rng.uniform(-120, 150, size=(n, 224, 224, 3)).astype(np.float32)
+        for n in (1, 2, 1, 3, 1, 1, 2, 1)
+    ]
+    alone = [worker.runtime(x) for x in inputs]
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        together = list(pool.map(worker.runtime, inputs))
+    for expected, actual in zip(alone, together, strict=True):
+        assert actual.shape == expected.shape
+        assert np.abs(actual - expected).max() <= 1e-6

@@ -63,7 +63,8 @@ def ensure_converted(
 
 
 class OpenVINORuntime:
-    """A compiled OpenVINO model with one infer request per calling thread."""
+    """A compiled OpenVINO model with one infer request, used by one thread at
+    a time."""
 
     name = "openvino"
 
@@ -84,8 +85,9 @@ class OpenVINORuntime:
         self.precision = precision
         self.variant = f"openvino-{precision}"
         self._compiled = None
-        self._local = threading.local()
+        self._request = None
         self._lock = threading.Lock()
+        self._infer_lock = threading.Lock()
 
     def load(self) -> None:
         with self._lock:
@@ -112,6 +114,7 @@ class OpenVINORuntime:
             if self.threads:
                 config["INFERENCE_NUM_THREADS"] = str(self.threads)
             self._compiled = core.compile_model(model, "CPU", config)
+            self._request = self._compiled.create_infer_request()
             log.info(
                 "OpenVINO model %s compiled (threads=%s, precision=%s)",
                 self.model_path.name,
@@ -120,11 +123,12 @@ class OpenVINORuntime:
             )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if self._compiled is None:
+        if self._request is None:
             raise RuntimeError("runtime not loaded")
-        # An infer request is not thread-safe; Gunicorn threads each get one.
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
-        outputs = request.infer({0: np.ascontiguousarray(batch)})
-        return np.array(outputs[0], copy=True)
+        # One inference at a time per worker, on INFERENCE_NUM_THREADS threads:
+        # an infer request per Gunicorn thread would let a busy worker run
+        # several at once (more threads than cores, and ~10 MB of activations
+        # each), and the other threads meanwhile decode the next uploads.
+        with self._infer_lock:
+            outputs = self._request.infer({0: np.ascontiguousarray(batch)})
+            return np.array(outputs[0], copy=True)
