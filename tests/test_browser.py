@@ -24,11 +24,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.browser_server import ROOT
-from tests.browser_server import start_browser_server
 from tests.conftest import PASSWORD
 from tests.conftest import gradient_image
 from tests.conftest import make_image_bytes
+from tests.helpers_server import ROOT
+from tests.helpers_server import database_for_test
+from tests.helpers_server import start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,8 +101,10 @@ PASTE_FILES = """
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-server")
-    server = start_browser_server(
+    server = start_server(
         tmp,
+        database_for_test(tmp, "snapclass_browser"),
+        model_cache_dir=tmp / "models",
         MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
         MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
         HISTORY_PAGE_SIZE=str(PAGE_SIZE),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import statistics
-import subprocess
 import threading
 import time
 import uuid
@@ -21,12 +20,8 @@ import pytest
 import requests
 
 from tests.conftest import gradient_image
-from tests.test_server import BIN
-from tests.test_server import ROOT
-from tests.test_server import flask_cli
-from tests.test_server import free_port
-from tests.test_server import server_env
-from tests.test_server import wait_ready
+from tests.helpers_server import database_for_test
+from tests.helpers_server import start_server
 
 pytestmark = pytest.mark.server
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -39,32 +34,6 @@ def redis_available() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
     except Exception:
         return False
-
-
-def start_server(tmp, **settings):
-    env = server_env(tmp, PORT=str(free_port()), HOST="127.0.0.1", **settings)
-    if env["DATABASE_URL"].startswith("postgresql"):
-        import sqlalchemy as sa
-
-        from tests.test_migrations import reset_schema
-
-        engine = sa.create_engine(env["DATABASE_URL"])
-        reset_schema(engine)
-        engine.dispose()
-    flask_cli(env, "db", "upgrade")
-    flask_cli(env, "create-user", "olga", "--password", "olgas long password")
-    token = flask_cli(env, "create-token", "olga", "load")
-    with (tmp / f"server-{env['PORT']}.log").open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{env['PORT']}"
-    wait_ready(url, process)
-    return process, url, token
 
 
 def photo(seed: int) -> bytes:
@@ -113,14 +82,14 @@ def closed_loop(url, token, clients: int, seconds: float, backoff: bool = False)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("overload")
-    process, url, token = start_server(
+    # All clients share one token; the per-token limit is lifted by start_server.
+    server = start_server(
         tmp,
-        MODEL_CACHE_DIR=str(tmp / "models"),
-        PREDICT_RATE_LIMIT="100000 per minute",  # all clients share one token
+        database_for_test(tmp, "snapclass_overload"),
+        model_cache_dir=tmp / "models",
     )
-    yield url, token
-    process.terminate()
-    process.wait(timeout=30)
+    yield server.url, server.token
+    server.stop()
 
 
 def test_saturation_load_gets_no_503(server):
@@ -160,14 +129,16 @@ def test_hundred_clients_get_200_or_fast_503(server):
     reason="Redis is not running on 127.0.0.1:6379 (CI always has it)",
 )
 def test_rate_limits_in_redis_hold_across_workers(tmp_path):
-    process, url, token = start_server(
+    server = start_server(
         tmp_path,
-        MODEL_CACHE_DIR=str(tmp_path / "models"),
+        database_for_test(tmp_path, "snapclass_ratelimit"),
+        model_cache_dir=tmp_path / "models",
         RATELIMIT_STORAGE_URI=REDIS_URL,
         PREDICT_RATE_LIMIT="5 per minute",
         # Counters of earlier runs may still be in Redis: use fresh keys.
         RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}",
     )
+    url, token = server.url, server.token
     try:
         statuses = []
         for seed in range(20):
@@ -192,5 +163,4 @@ def test_rate_limits_in_redis_hold_across_workers(tmp_path):
         ).json()
         assert system["rate_limits"]["shared"] is True
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
