@@ -110,10 +110,11 @@ def raw_ceiling(backend: str, threads: int, cache: Path) -> dict:
     return {int(k): v for k, v in data.items()}
 
 
-# The served layout runs one single-threaded model per core (gunicorn.conf.py),
-# which gets more out of the cores than one model using them all. A ceiling
-# that ignored this would flatter the served numbers, so the same work is also
-# measured that way: one process per core, started together, run for a while.
+# The served layout runs one model per core, one image at a time each
+# (gunicorn.conf.py), and one single-threaded model per core gets more out of
+# the cores than one model using them all. A ceiling that ignored this would
+# flatter the served numbers, so the same work is also measured that way: one
+# process per core, started together, run for a while.
 PARALLEL_SCRIPT = """
 import json, sys, time
 import numpy as np
@@ -563,7 +564,8 @@ def main() -> int:
     )
     print(
         f"\n'{CORES} x 1 thread': one single-threaded model per core, all at once "
-        "(the served layout). The model ceiling below is the higher batch-1 figure."
+        "(like the served workers). The model ceiling below is the higher batch-1 "
+        "figure."
     )
     best_backend = max(ceilings, key=ceilings.get)
     model_ceiling = ceilings[best_backend]
@@ -600,7 +602,7 @@ def main() -> int:
             [
                 [f"one process, {CORES} inference threads", f"{pipeline_one:.1f}"],
                 [
-                    f"{CORES} processes x 1 thread (served layout)",
+                    f"{CORES} processes x 1 thread (one per core)",
                     f"{pipeline_per_core:.1f}",
                 ],
             ],
@@ -614,54 +616,21 @@ def main() -> int:
     layouts = [("default (gunicorn.conf.py)", {})]
     if args.layouts:
         layouts += [
-            (
-                "1 worker x 2 threads, intra 2",
+            (f"{workers} worker(s) x {threads} threads, intra {intra}", settings)
+            for workers, threads, intra in (
+                (2, 16, 1),
+                (2, 16, 2),
+                (1, 16, 2),
+                (2, 2, 1),
+                (3, 16, 1),
+            )
+            for settings in [
                 {
-                    "WEB_CONCURRENCY": "1",
-                    "GUNICORN_THREADS": "2",
-                    "INTRA_OP_THREADS": "2",
-                },
-            ),
-            (
-                "1 worker x 4 threads, intra 2",
-                {
-                    "WEB_CONCURRENCY": "1",
-                    "GUNICORN_THREADS": "4",
-                    "INTRA_OP_THREADS": "2",
-                },
-            ),
-            (
-                "2 workers x 1 thread, intra 1",
-                {
-                    "WEB_CONCURRENCY": "2",
-                    "GUNICORN_THREADS": "1",
-                    "INTRA_OP_THREADS": "1",
-                },
-            ),
-            (
-                "2 workers x 2 threads, intra 1",
-                {
-                    "WEB_CONCURRENCY": "2",
-                    "GUNICORN_THREADS": "2",
-                    "INTRA_OP_THREADS": "1",
-                },
-            ),
-            (
-                "2 workers x 2 threads, intra 2",
-                {
-                    "WEB_CONCURRENCY": "2",
-                    "GUNICORN_THREADS": "2",
-                    "INTRA_OP_THREADS": "2",
-                },
-            ),
-            (
-                "3 workers x 1 thread, intra 1",
-                {
-                    "WEB_CONCURRENCY": "3",
-                    "GUNICORN_THREADS": "1",
-                    "INTRA_OP_THREADS": "1",
-                },
-            ),
+                    "WEB_CONCURRENCY": str(workers),
+                    "GUNICORN_THREADS": str(threads),
+                    "INTRA_OP_THREADS": str(intra),
+                }
+            ]
         ]
     profile_rows, layout_rows = [], []
     for label, settings in layouts:
@@ -703,6 +672,7 @@ def main() -> int:
                 rss = server.worker_rss_mb()
                 loads = server.worker_load_seconds()
                 ready_s = server.ready_s
+            low_load, _, _ = sequential_latency(server.url, token, data, name)
             layout_rows.append(
                 [
                     label,
@@ -710,6 +680,7 @@ def main() -> int:
                     f"{saturation['p50']:.0f}",
                     f"{saturation['p95']:.0f}",
                     saturation["failures"],
+                    f"{low_load:.0f}",
                 ]
             )
 
@@ -797,7 +768,19 @@ def main() -> int:
 
     if args.layouts:
         section("Worker and thread layouts (saturation)")
-        print(table(["layout", "req/s", "p50 ms", "p95 ms", "failures"], layout_rows))
+        print(
+            table(
+                [
+                    "layout",
+                    "saturation req/s",
+                    "p50 ms",
+                    "p95 ms",
+                    "failures",
+                    "one request at a time, median ms",
+                ],
+                layout_rows,
+            )
+        )
     print(f"\n(raw files: {workdir})")
     return 0
 
