@@ -5,9 +5,10 @@ every request runs the model) and drives it with the project's Locust file,
 headless, ``--tags predict``: simulated browsers and API clients post the
 generated 1365x1365 JPEG. The request rate is set by the number of users and
 their think time (``SNAPCLASS_WAIT=between:0.5:1.5``, 1 s on average):
-``users = rate x (1 s + expected response time)``. The default rate, 22 req/s,
-is 70 % of the 31 req/s saturation that ``make bench`` measured on this
-2-core machine.
+``users = rate x (1 s + expected response time)``. Unless ``--rate`` is given,
+the rate is 70 % of the saturation measured first on the same server (Locust,
+10 users with no think time, ``CALIBRATION_S`` seconds), so the run means the
+same on a fast machine and a slow one.
 
 Every few seconds it reads each worker's ``VmRSS`` from ``/proc``. RSS growth
 is the median of the last samples minus the median of the samples right after
@@ -18,7 +19,7 @@ warm-up) tells a leak from a plateau.
 Usage::
 
     .venv/bin/python scripts/soak.py                    # 10 minutes
-    .venv/bin/python scripts/soak.py --duration 45 --rate 22
+    .venv/bin/python scripts/soak.py --duration 45 --rate 8
 
 Writes ``artifacts/soak.json`` and ``artifacts/soak.md``; exits 1 on any
 failed request, a worker restart, or RSS growth over ``--max-growth-mib``.
@@ -51,9 +52,8 @@ from tests.helpers_server import start_server  # noqa: E402
 
 log = logging.getLogger("soak")
 
-# Saturation measured by make bench on this 2-core machine (gunicorn.conf.py).
-SATURATION_RPS = 31.0
-DEFAULT_RATE = round(0.7 * SATURATION_RPS)
+LOAD_FRACTION = 0.7  # of the saturation measured on the same server
+CALIBRATION_S = 10
 MEAN_WAIT_S = 1.0
 SOAK_DATABASE = "snapclass_soak"
 EXPECTED_RESPONSE_S = 0.15  # at ~70 % load (p50 ~ 0.1 s, queueing on top)
@@ -119,13 +119,14 @@ def rss_growth(
 
 
 def run_locust(
-    server: LiveServer, users: int, duration_s: int, csv_prefix: Path
+    server: LiveServer,
+    users: int,
+    duration_s: int,
+    csv_prefix: Path,
+    wait: str = f"between:{MEAN_WAIT_S / 2}:{MEAN_WAIT_S * 1.5}",
 ) -> dict:
     """Locust headless, predict tasks only; returns the aggregated numbers."""
-    env = {
-        **os.environ,
-        "SNAPCLASS_WAIT": f"between:{MEAN_WAIT_S / 2}:{MEAN_WAIT_S * 1.5}",
-    }
+    env = {**os.environ, "SNAPCLASS_WAIT": wait}
     command = [
         str(BIN / "locust"),
         "-f",
@@ -185,19 +186,29 @@ def users_for(rate: float) -> int:
     return max(1, round(rate * (MEAN_WAIT_S + EXPECTED_RESPONSE_S)))
 
 
+def saturation_rps(server: LiveServer, csv_prefix: Path) -> float:
+    """/predict req/s with 10 users and no think time (also warms the workers)."""
+    result = run_locust(server, 10, CALIBRATION_S, csv_prefix, wait="none")
+    if result["exit_code"] != 0 or result["predict_rps"] <= 0:
+        raise RuntimeError(f"calibration run failed: {result}")
+    return result["predict_rps"]
+
+
 def soak(
     workdir: Path,
     *,
     duration_s: int,
-    rate: float = DEFAULT_RATE,
+    rate: float | None = None,
     users: int | None = None,
     sample_every_s: float = 5.0,
     warmup_s: float | None = None,
     database_url: str | None = None,
     model_cache: Path | None = None,
 ) -> dict:
-    """One soak run; the report says what happened (the caller judges it)."""
-    users = users or users_for(rate)
+    """One soak run; the report says what happened (the caller judges it).
+
+    Without ``rate``, runs at ``LOAD_FRACTION`` of the saturation measured
+    on the same server first."""
     warmup_s = warmup_s if warmup_s is not None else min(60.0, duration_s / 4)
     database_url = database_url or f"sqlite:///{workdir / 'soak.sqlite3'}"
     server = start_server(
@@ -210,6 +221,11 @@ def soak(
     )
     sampler = RssSampler(server, sample_every_s)
     try:
+        capacity = None
+        if rate is None:
+            capacity = saturation_rps(server, workdir / "calibration")
+            rate = round(LOAD_FRACTION * capacity, 1)
+        users = users or users_for(rate)
         sampler.start()
         locust = run_locust(server, users, duration_s, workdir / "locust")
         sampler.stop()
@@ -221,6 +237,7 @@ def soak(
     return {
         "duration_s": duration_s,
         "target_rps": rate,
+        "measured_saturation_rps": capacity,
         "users": users,
         "database": database_url.split(":", 1)[0],
         "locust": locust,
@@ -257,7 +274,12 @@ def markdown(report: dict) -> str:
     locust = report["locust"]
     lines = [
         f"Soak: {report['duration_s']} s, target {report['target_rps']} req/s with "
-        f"{report['users']} users, database {report['database']}.",
+        f"{report['users']} users, database {report['database']}"
+        + (
+            f" (saturation measured first: {report['measured_saturation_rps']} req/s)."
+            if report.get("measured_saturation_rps")
+            else "."
+        ),
         "",
         f"/predict: {locust['predict_requests']} requests, {locust['predict_rps']} "
         f"req/s, p50 {locust['predict_p50_ms']:.0f} ms, p95 "
@@ -285,7 +307,11 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=600, help="seconds")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="req/s")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="req/s (default: 70%% of the saturation measured first)",
+    )
     parser.add_argument("--users", type=int, help="override the computed count")
     parser.add_argument("--sample-every", type=float, default=5.0)
     parser.add_argument("--max-growth-mib", type=float, default=64.0)
