@@ -2,29 +2,26 @@
 
 Every value can be overridden by environment variable (names below).
 
-Layout, measured with ``make bench --layouts`` on this 2-core machine (OpenVINO
-f32, random weights, 1365x1365 JPEG, Locust 10 users with no wait, 30 s each,
-Locust on the same machine):
+Layout, measured with ``make bench --layouts`` on the 2-core build machine
+(AMD EPYC, AVX2 only; OpenVINO f32, random weights, 1365x1365 JPEG, Locust 10
+users with no wait for 60 s on the same machine; "alone" is the median of 20
+requests one at a time):
 
-    workers x threads, intra-op threads   req/s   p50 ms   p95 ms
-    1 x 2, intra 2                         27.5     350      360
-    1 x 4, intra 2                         29.4     330      360
-    2 x 1, intra 1                         20.3     480      480
-    2 x 2, intra 1                         31.4     310      330
-    2 x 2, intra 2   (oversubscribed)      31.6     400      510
-    3 x 1, intra 1                         25.5      92      740
+    workers x threads, intra-op threads   req/s   p50 ms   p95 ms   alone ms
+    2 x 16, intra 2  (the default)         12.1     810     1100      113
+    2 x 16, intra 1                        11.7     820      990      181
+    1 x 16, intra 2                         9.9     990     1100      117
+    2 x 2,  intra 1                        11.8    1100     1500      185
+    3 x 16, intra 1                        10.6     980     1400      178
 
-(Today's default, 2 x 16, intra 1, measured 28.4 req/s, p50 330, p95 440 in
-the final 60 s `make bench`: the extra threads exist for fast 503s under
-overload, see below, and cost little.)
-
-One worker per core, each with a single inference thread and several request
-threads, serves the most with the tightest tail: while one request of a worker
-is in the network, the other decodes its upload or talks to the database, and
-the workers never fight over cores. Two inference threads in one process are
-faster per request at low load (15 ms instead of 29 ms) but serve less under
-load. The same rule scales to N cores: N workers, cores // workers intra-op
-threads, 2 threads each. Raise threads for slow clients, not for speed.
+One worker per core, each running one inference at a time (a lock in the
+OpenVINO runtime) while its other threads decode uploads and talk to the
+database, serves the most. Giving each inference twice the worker's share of
+the cores (2 threads on 2 cores) costs nothing under load and makes a request
+that arrives alone take 38 % less time. The same rule scales to N cores: N
+workers, 2 intra-op threads each. In a container with a CPU limit, set
+INTRA_OP_THREADS=1 (the quota would throttle the extra threads). The 16 request
+threads are for fast 503s under overload (app/overload.py) and cost little.
 """
 
 import os
