@@ -32,9 +32,10 @@ print(libc.mallinfo2().hblks - before)
 """
 
 
-def mmapped_after_free(mode: str) -> int:
+def run_python(script: str, *args: str) -> str:
+    """Run ``script`` in a fresh interpreter at the project root; its stdout."""
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -42,7 +43,11 @@ def mmapped_after_free(mode: str) -> int:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
-    return int(result.stdout.strip())
+    return result.stdout.strip()
+
+
+def mmapped_after_free(mode: str) -> int:
+    return int(run_python(SCRIPT, mode))
 
 
 def glibc_has_mallinfo2() -> bool:
@@ -74,13 +79,4 @@ def test_gunicorn_workers_fix_the_threshold_after_fork():
         "namespace['post_fork'](None, None)\n"
         "print(len(calls))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "1"
+    assert run_python(script) == "1"
