@@ -16,6 +16,7 @@ from .extensions import migrate
 from .inference import InferenceError
 from .model_service import ModelService
 from .model_service import model_service
+from .uploads import ReadBodyAtOnce
 from .uploads import UploadRequest
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         instance_relative_config=True,
     )
     app.request_class = UploadRequest
+    app.wsgi_app = ReadBodyAtOnce(app.wsgi_app, app.config)
     app.config.from_object(config_class or config_from_env())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_defaults(app)

@@ -22,6 +22,29 @@ class UploadError(Exception):
         self.message = message
 
 
+class ReadBodyAtOnce:
+    """WSGI middleware: read a request body of declared length in one call.
+
+    Gunicorn's body reader copies what it has read ahead on every read, so
+    Werkzeug's 64 KB reads of a 1.1 MB upload cost ~5 ms of CPU and one read of
+    the whole body ~2.5 ms (measured in a Gunicorn worker). Bodies without a
+    length (chunked) or over MAX_CONTENT_LENGTH are left to Werkzeug, which
+    limits or refuses them as before; so is everything when there is no limit.
+    """
+
+    def __init__(self, wsgi_app, config) -> None:
+        self.wsgi_app = wsgi_app
+        self.config = config
+
+    def __call__(self, environ, start_response):
+        declared = environ.get("CONTENT_LENGTH") or ""
+        limit = self.config.get("MAX_CONTENT_LENGTH")
+        if declared.isdigit() and limit and 0 < int(declared) <= limit:
+            body = environ["wsgi.input"].read(int(declared))
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.wsgi_app(environ, start_response)
+
+
 class UploadRequest(Request):
     """Keeps uploaded files in memory instead of spooling them to disk.
 
