@@ -92,29 +92,30 @@ def test_large_upload_is_classified_without_a_temporary_file(
     assert (result["width"], result["height"]) == (1024, 1024)
 
 
-def test_an_upload_is_read_from_the_server_in_one_call(client, token):
-    """Werkzeug reads 64 KB at a time; Gunicorn copies its buffer on each."""
+class CountingStream(io.BytesIO):
+    """A server's request stream that counts the application's reads."""
 
-    class CountingStream(io.BytesIO):
-        reads = 0
+    reads = 0
 
-        def read(self, size=-1):
-            self.reads += 1
-            return super().read(size)
+    def read(self, size=-1):
+        self.reads += 1
+        return super().read(size)
 
-        def readinto(self, buffer):
-            self.reads += 1
-            return super().readinto(buffer)
+    def readinto(self, buffer):
+        self.reads += 1
+        return super().readinto(buffer)
 
+
+def post_counted(client, headers):
+    """POST a ~590 KB multipart upload from a CountingStream; the stream."""
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.effect_noise((640, 640), 80).convert("RGB").save(buffer, "JPEG")
-    photo = buffer.getvalue()
     body = (
         b'--b0undary\r\nContent-Disposition: form-data; name="image"; '
         b'filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-        + photo
+        + buffer.getvalue()
         + b"\r\n--b0undary--\r\n"
     )
     assert len(body) > 3 * 64 * 1024
@@ -123,11 +124,24 @@ def test_an_upload_is_read_from_the_server_in_one_call(client, token):
         "/predict",
         input_stream=stream,
         content_length=len(body),
-        headers=bearer(token),
+        headers=headers,
         content_type="multipart/form-data; boundary=b0undary",
     )
+    return response, stream
+
+
+def test_an_upload_is_read_from_the_server_in_one_call(client, token):
+    """Werkzeug reads 64 KB at a time; Gunicorn copies its buffer on each."""
+    response, stream = post_counted(client, bearer(token))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert stream.reads == 1
+
+
+def test_a_refused_upload_is_not_read(client):
+    """A 401 (likewise 429 and 503) answers without waiting for the body."""
+    response, stream = post_counted(client, {})
+    assert response.status_code == 401
+    assert stream.reads == 0
 
 
 def test_predict_raw_body(client, token):
