@@ -60,17 +60,29 @@ class WholeBody(io.RawIOBase):
             self._body = io.BytesIO(self._stream.read(self._length))
         return self._body
 
+    def _release_when_consumed(self) -> None:
+        # The parser has copied everything out: do not hold a second copy of
+        # the upload for the rest of the request.
+        if self._body is not None and self._body.tell() >= self._length:
+            self._body = io.BytesIO()
+
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        return self._buffer().readinto(buffer)
+        count = self._buffer().readinto(buffer)
+        self._release_when_consumed()
+        return count
 
     def read(self, size: int = -1) -> bytes:
-        return self._buffer().read(size)
+        data = self._buffer().read(size)
+        self._release_when_consumed()
+        return data
 
     def readline(self, size: int = -1) -> bytes:
-        return self._buffer().readline(size)
+        line = self._buffer().readline(size)
+        self._release_when_consumed()
+        return line
 
 
 class UploadRequest(Request):
@@ -136,7 +148,7 @@ def read_uploads(request: Request, max_files: int) -> list[Upload]:
                 "too_many_files",
                 f"Too many files: at most {max_files} images per request.",
             )
-        return [Upload(clean_filename(f.filename), f.read()) for f in files]
+        return [Upload(clean_filename(f.filename), file_bytes(f)) for f in files]
     if mimetype.startswith("image/") or mimetype in RAW_IMAGE_TYPES:
         name = request.args.get("filename") or request.headers.get("X-Filename")
         return [Upload(clean_filename(name), read_raw_body(request))]
@@ -146,6 +158,13 @@ def read_uploads(request: Request, max_files: int) -> list[Upload]:
         "Send images as multipart/form-data in the field 'image', or as a raw "
         "body with an image Content-Type such as image/jpeg.",
     )
+
+
+def file_bytes(storage) -> bytes:
+    """An uploaded file's bytes; from our in-memory stream without a copy."""
+    if isinstance(storage.stream, io.BytesIO):
+        return storage.stream.getvalue()
+    return storage.read()
 
 
 def read_raw_body(request: Request) -> bytes:

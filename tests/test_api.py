@@ -13,6 +13,8 @@ from app.models import Prediction
 from app.models import User
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
+from tests.helpers_server import MULTIPART_TYPE
+from tests.helpers_server import multipart
 from tests.test_images import png_claiming
 
 
@@ -59,39 +61,6 @@ def test_predict_with_bearer_token(client, token, app, classifier):
     assert count_predictions(app) == 1
 
 
-def test_large_upload_is_classified_without_a_temporary_file(
-    client, token, monkeypatch
-):
-    """Werkzeug spools files over 500 KB to disk; ours stay in memory."""
-    import werkzeug.formparser
-    from PIL import Image
-
-    def no_disk(*args, **kwargs):
-        raise AssertionError("an upload was spooled to a temporary file")
-
-    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", no_disk)
-    buffer = io.BytesIO()
-    Image.effect_noise((1024, 1024), 80).convert("RGB").save(buffer, "JPEG")
-    photo = buffer.getvalue()
-    assert len(photo) > 512 * 1024
-    # Encoded here: the test client would spool this body to a file of its own.
-    body = (
-        b'--b0undary\r\nContent-Disposition: form-data; name="image"; '
-        b'filename="noise.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-        + photo
-        + b"\r\n--b0undary--\r\n"
-    )
-    response = client.post(
-        "/predict",
-        data=body,
-        headers=bearer(token),
-        content_type="multipart/form-data; boundary=b0undary",
-    )
-    assert response.status_code == 200, response.get_data(as_text=True)
-    (result,) = response.get_json()["results"]
-    assert (result["width"], result["height"]) == (1024, 1024)
-
-
 class CountingStream(io.BytesIO):
     """A server's request stream that counts the application's reads."""
 
@@ -106,40 +75,53 @@ class CountingStream(io.BytesIO):
         return super().readinto(buffer)
 
 
-def post_counted(client, headers):
-    """POST a ~590 KB multipart upload from a CountingStream; the stream."""
+def post_large_upload(client, headers):
+    """POST a 1024x1024 noise JPEG (over 512 KB) as multipart from a
+    CountingStream (the test client would spool a body this size to a file
+    of its own); returns the response and the stream."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.effect_noise((640, 640), 80).convert("RGB").save(buffer, "JPEG")
-    body = (
-        b'--b0undary\r\nContent-Disposition: form-data; name="image"; '
-        b'filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-        + buffer.getvalue()
-        + b"\r\n--b0undary--\r\n"
-    )
-    assert len(body) > 3 * 64 * 1024
+    Image.effect_noise((1024, 1024), 80).convert("RGB").save(buffer, "JPEG")
+    assert buffer.tell() > 512 * 1024
+    body = multipart([(b"noise.jpg", buffer.getvalue())])
     stream = CountingStream(body)
     response = client.post(
         "/predict",
         input_stream=stream,
         content_length=len(body),
         headers=headers,
-        content_type="multipart/form-data; boundary=b0undary",
+        content_type=MULTIPART_TYPE.decode(),
     )
     return response, stream
 
 
+def test_large_upload_is_classified_without_a_temporary_file(
+    client, token, monkeypatch
+):
+    """Werkzeug spools files over 500 KB to disk; ours stay in memory."""
+    import werkzeug.formparser
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was spooled to a temporary file")
+
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", no_disk)
+    response, _ = post_large_upload(client, bearer(token))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (result,) = response.get_json()["results"]
+    assert (result["width"], result["height"]) == (1024, 1024)
+
+
 def test_an_upload_is_read_from_the_server_in_one_call(client, token):
     """Werkzeug reads 64 KB at a time; Gunicorn copies its buffer on each."""
-    response, stream = post_counted(client, bearer(token))
+    response, stream = post_large_upload(client, bearer(token))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert stream.reads == 1
 
 
 def test_a_refused_upload_is_not_read(client):
     """A 401 (likewise 429 and 503) answers without waiting for the body."""
-    response, stream = post_counted(client, {})
+    response, stream = post_large_upload(client, {})
     assert response.status_code == 401
     assert stream.reads == 0
 
@@ -420,3 +402,18 @@ def test_chunked_raw_body_over_the_limit_is_413(client, token, app):
         headers={**bearer(token), "Content-Type": "image/jpeg"},
     )
     assert small.status_code == 200
+
+
+def test_whole_body_reads_the_server_once_and_serves_every_byte():
+    from app.uploads import WholeBody
+
+    body = bytes(range(256)) * 1000 + b"\nlast line\n"
+    server = CountingStream(body)
+    whole = WholeBody(server, len(body))
+    parts = [whole.read(1000), whole.readline()]
+    chunk = bytearray(70_000)
+    while count := whole.readinto(chunk):
+        parts.append(bytes(chunk[:count]))
+    assert b"".join(parts) == body
+    assert whole.read() == b"" and whole.readline() == b""
+    assert server.reads == 1
