@@ -18,10 +18,11 @@ One worker per core, each running one inference at a time (a lock in the
 OpenVINO runtime) while its other threads decode uploads and talk to the
 database, serves the most. Giving each inference twice the worker's share of
 the cores (2 threads on 2 cores) costs nothing under load and makes a request
-that arrives alone take 38 % less time. The same rule scales to N cores: N
-workers, 2 intra-op threads each. In a container with a CPU limit, set
-INTRA_OP_THREADS=1 (the quota would throttle the extra threads). The 16 request
-threads are for fast 503s under overload (app/overload.py) and cost little.
+that arrives alone take 38 % less time. The same rule, unmeasured beyond 2
+cores, gives N workers with 2 intra-op threads each on N cores. In a container
+with a CPU limit, set INTRA_OP_THREADS=1 (the quota would throttle the extra
+threads). The 16 request threads are for fast 503s under overload
+(app/overload.py) and cost little.
 """
 
 import os

@@ -5,7 +5,7 @@ returns them to the OS on free, but after the first such free it raises its
 mmap threshold to that size, so later uploads come from the heap and the
 per-thread arenas, which fragment and are not given back: measured on a worker
 with 16 threads, RSS grew from 372 MB to 405-424 MB after 80 concurrent
-uploads. A fixed threshold keeps it at 382-385 MB, for one mmap per upload.
+uploads. A fixed threshold kept it at 382-387 MB, for one mmap per upload.
 """
 
 from __future__ import annotations

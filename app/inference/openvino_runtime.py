@@ -127,8 +127,8 @@ class OpenVINORuntime:
             raise RuntimeError("runtime not loaded")
         # One inference at a time per worker, on INFERENCE_NUM_THREADS threads:
         # an infer request per Gunicorn thread would let a busy worker run
-        # several at once (more threads than cores, and ~10 MB of activations
-        # each), and the other threads meanwhile decode the next uploads.
+        # several at once (more threads than cores); the other threads
+        # meanwhile decode the next uploads.
         with self._infer_lock:
             outputs = self._request.infer({0: np.ascontiguousarray(batch)})
             return np.array(outputs[0], copy=True)
