@@ -110,11 +110,12 @@ def raw_ceiling(backend: str, threads: int, cache: Path) -> dict:
     return {int(k): v for k, v in data.items()}
 
 
-# The served layout runs one model per core, one image at a time each
-# (gunicorn.conf.py), and one single-threaded model per core gets more out of
-# the cores than one model using them all. A ceiling that ignored this would
-# flatter the served numbers, so the same work is also measured that way: one
-# process per core, started together, run for a while.
+# Ceilings (a) and (d) under load: ``processes`` copies of the same loop,
+# started together, each with ``threads`` inference threads. The served layout
+# runs one model per core, one image at a time each (gunicorn.conf.py), and one
+# single-threaded model per core gets more out of the cores than one model using
+# them all, so a ceiling measured only with one process would flatter the
+# served numbers.
 PARALLEL_SCRIPT = """
 import json, sys, time
 import numpy as np
@@ -142,13 +143,21 @@ print(json.dumps({"img_s": n / (time.perf_counter() - started)}), flush=True)
 
 
 def parallel_ceiling(
-    backend: str, cache: Path, work: str, image: Path | None = None, seconds: int = 10
+    backend: str,
+    cache: Path,
+    work: str,
+    image: Path | None = None,
+    *,
+    processes: int = CORES,
+    threads: int = 1,
+    seconds: int = 10,
 ) -> float:
-    """Images/s of one single-threaded ``work`` ("model": batch-1 inference,
-    "pipeline": decode + preprocess + infer) per core, all cores at once."""
+    """Images/s of ``work`` ("model": batch-1 inference, "pipeline": decode +
+    preprocess + infer) summed over ``processes`` running at once; by default
+    one single-threaded process per core."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", PARALLEL_SCRIPT, backend, "1", str(cache)]
-    command += [work, str(image or ""), str(seconds)]
+    command = [sys.executable, "-c", PARALLEL_SCRIPT, backend, str(threads)]
+    command += [str(cache), work, str(image or ""), str(seconds)]
     children = [
         subprocess.Popen(
             command,
@@ -159,7 +168,7 @@ def parallel_ceiling(
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(CORES)
+        for _ in range(processes)
     ]
     try:
         for child in children:
@@ -211,48 +220,6 @@ def median_ms(function, data: bytes, runs: int) -> float:
         function(data)
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000
-
-
-# --------------------------------------------------------------------------
-# (d) in-process pipeline ceiling: decode + preprocess + infer, no HTTP
-
-
-PIPELINE_SCRIPT = """
-import json, sys, time
-from app.inference import build_classifier
-backend, threads, cache, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-data = open(path, "rb").read()
-c = build_classifier("random", backend=backend, intra_op_threads=threads,
-                     inter_op_threads=1, model_cache_dir=cache)
-c.load()
-c.classify([c.decode(data)])
-n, started = 40, time.perf_counter()
-for _ in range(n):
-    c.classify([c.decode(data)])
-print(json.dumps({"img_s": n / (time.perf_counter() - started)}))
-"""
-
-
-def pipeline_ceiling(backend: str, threads: int, cache: Path, image: Path) -> float:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PIPELINE_SCRIPT,
-            backend,
-            str(threads),
-            str(cache),
-            str(image),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)},
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-1500:])
-    return json.loads(result.stdout.strip().splitlines()[-1])["img_s"]
 
 
 # --------------------------------------------------------------------------
@@ -594,7 +561,9 @@ def main() -> int:
         f"(d) In-process pipeline ceiling ({best_backend}: decode + "
         "preprocess + infer of the same photo, no HTTP)"
     )
-    pipeline_one = pipeline_ceiling(best_backend, CORES, cache, image_path)
+    pipeline_one = parallel_ceiling(
+        best_backend, cache, "pipeline", image_path, processes=1, threads=CORES
+    )
     pipeline_per_core = parallel_ceiling(best_backend, cache, "pipeline", image_path)
     print(
         table(
