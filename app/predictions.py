@@ -87,7 +87,7 @@ def classify_and_store(
         rows.append(row)
     try:
         db.session.add_all(rows)
-        db.session.commit()
+        commit_keeping_state(db.session())
     except Exception:
         db.session.rollback()
         raise
@@ -104,6 +104,21 @@ def classify_and_store(
         batch_size=len(misses),
         cache_hits=len(uploads) - len(misses),
     )
+
+
+def commit_keeping_state(session: so.Session) -> None:
+    """Commit without expiring what the session holds.
+
+    Every value of the new rows was set here or at the INSERT (ids, Python-side
+    defaults), and the reply reads them straight away: expired, each row would
+    be loaded again with a SELECT of its own.
+    """
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def cached_results(

@@ -13,6 +13,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import Flask
 from flask import current_app
 from flask import g
@@ -106,7 +107,10 @@ def load_user(user_id: str) -> User | None:
     secret = session.get(SESSION_KEY)
     if not user_id.isdigit() or not secret:
         return None
-    row = db.session.get(UserSession, _session_row_id(secret))
+    # The user comes in the same query: every signed-in request needs it.
+    row = db.session.get(
+        UserSession, _session_row_id(secret), options=[so.joinedload(UserSession.user)]
+    )
     if row is None or row.user_id != int(user_id):
         return None
     now = utcnow()
@@ -148,7 +152,9 @@ def token_from_header(header: str) -> ApiToken:
     if scheme.lower() != "bearer" or not value.strip():
         raise InvalidToken("Use 'Authorization: Bearer <token>'.")
     token = db.session.scalar(
-        sa.select(ApiToken).where(ApiToken.token_hash == hash_token(value.strip()))
+        sa.select(ApiToken)
+        .where(ApiToken.token_hash == hash_token(value.strip()))
+        .options(so.joinedload(ApiToken.user))  # one query, not two
     )
     if token is None or not token.active:
         raise InvalidToken()
