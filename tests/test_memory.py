@@ -11,24 +11,47 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Frees a 2 MB buffer, then allocates another and counts glibc's mmapped chunks:
-# with a fixed threshold the second one is mmapped too (and so returned on free).
+# Prints how many of glibc's mmapped chunks each step added, and how many
+# arenas eight threads allocating at once ended up with (malloc_info's heaps).
 SCRIPT = """
-import ctypes, sys
+import ctypes, os, re, sys, tempfile, threading
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
         "uordblks", "fordblks", "keepcost")]
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = MallInfo2
-if sys.argv[1] == "fixed":
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+if sys.argv[1] == "tuned":
     from app.memory import limit_heap_retention
     assert limit_heap_retention()
-first = bytearray(2 << 20)
-del first
-before = libc.mallinfo2().hblks
-second = bytearray(2 << 20)
-print(libc.mallinfo2().hblks - before)
+def mmapped(size):
+    before = libc.mallinfo2().hblks
+    buffer = bytearray(size)
+    return libc.mallinfo2().hblks - before
+upload = mmapped(1 << 20)  # an upload-sized buffer, nothing freed before
+big = bytearray(3 << 20)
+del big
+big_again = mmapped(3 << 20)  # a big upload, after one was freed
+start, held = threading.Barrier(8), []
+def allocate():
+    start.wait()
+    held.append([bytearray(64 << 10) for _ in range(4)])
+    start.wait()
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+path = tempfile.mktemp()
+stream = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, stream)
+libc.fclose(stream)
+heaps = len(re.findall("<heap nr=", open(path).read()))
+os.unlink(path)
+print(upload, big_again, heaps)
 """
 
 
@@ -46,8 +69,9 @@ def run_python(script: str, *args: str) -> str:
     return result.stdout.strip()
 
 
-def mmapped_after_free(mode: str) -> int:
-    return int(run_python(SCRIPT, mode))
+def heap_behaviour(mode: str) -> tuple[int, int, int]:
+    upload, big_again, heaps = run_python(SCRIPT, mode).split()
+    return int(upload), int(big_again), int(heaps)
 
 
 def glibc_has_mallinfo2() -> bool:
@@ -59,12 +83,26 @@ def glibc_has_mallinfo2() -> bool:
         return False
 
 
-@pytest.mark.skipif(not glibc_has_mallinfo2(), reason="needs glibc 2.33+")
-def test_large_buffers_stay_mmapped_after_a_free():
-    # glibc's default: the first free raises the threshold, the next 2 MB
-    # buffer comes from the heap (kept after free); fixed: mmapped again.
-    assert mmapped_after_free("default") == 0
-    assert mmapped_after_free("fixed") == 1
+needs_glibc = pytest.mark.skipif(not glibc_has_mallinfo2(), reason="needs glibc 2.33+")
+
+
+@needs_glibc
+def test_glibc_defaults_fault_in_uploads_and_keep_big_ones():
+    """The behaviour the settings change (so that the next test means something):
+    an upload-sized buffer is mmapped, a big one freed raises the threshold so
+    the next comes from the heap, and eight threads get more than two arenas."""
+    upload, big_again, heaps = heap_behaviour("default")
+    assert upload == 1
+    assert big_again == 0
+    assert heaps > 2
+
+
+@needs_glibc
+def test_workers_reuse_upload_buffers_return_big_ones_and_use_two_arenas():
+    upload, big_again, heaps = heap_behaviour("tuned")
+    assert upload == 0  # from the heap: reused, no page faults
+    assert big_again == 1  # still mmapped: given back to the OS on free
+    assert heaps <= 2
 
 
 def test_gunicorn_workers_fix_the_threshold_after_fork():
