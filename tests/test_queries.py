@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Prediction
-
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
 
@@ -73,7 +72,9 @@ def test_reply_is_built_without_reading_the_new_rows_back(client, token, app):
         response = post_image(client, **bearer(token))
     assert response.status_code == 200
     result = response.get_json()["results"][0]
-    inserts = [i for i, s in enumerate(statements) if s.startswith("INSERT INTO PREDICTIONS")]
+    inserts = [
+        i for i, s in enumerate(statements) if s.startswith("INSERT INTO PREDICTIONS")
+    ]
     assert len(inserts) == 1
     after_insert = statements[inserts[0] + 1 :]
     # The result cache's lookup comes before the INSERT; nothing reads after it.
