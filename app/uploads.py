@@ -7,7 +7,11 @@ import re
 from dataclasses import dataclass
 
 from flask import Request
+from werkzeug.datastructures import FileStorage
+from werkzeug.datastructures import Headers
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 
 from .inference import ACCEPTED_FORMATS
 
@@ -60,6 +64,16 @@ class WholeBody(io.RawIOBase):
             self._body = io.BytesIO(self._stream.read(self._length))
         return self._body
 
+    def unread_body(self) -> bytes | None:
+        """The whole body if nothing of it was read yet (without a copy), else
+        None. Reading it this way leaves the stream where it was."""
+        body = self._buffer()
+        return body.getvalue() if body.tell() == 0 else None
+
+    def discard(self) -> None:
+        """The body was parsed from ``unread_body``: drop it; reads get EOF."""
+        self._body = io.BytesIO()
+
     def _release_when_consumed(self) -> None:
         # The parser has copied everything out: do not hold a second copy of
         # the upload for the rest of the request.
@@ -94,6 +108,39 @@ class UploadRequest(Request):
     a 1 MB photo no longer costs a write and a read (~2 ms of CPU).
     """
 
+    def _load_form_data(self) -> None:
+        if "form" in self.__dict__:
+            return
+        parsed = self._parse_whole_multipart()
+        if parsed is None:
+            super()._load_form_data()
+            return
+        self.__dict__["stream"] = io.BytesIO()  # consumed, as after Werkzeug's
+        self.__dict__["form"], self.__dict__["files"] = parsed
+
+    def _parse_whole_multipart(self) -> tuple[MultiDict, MultiDict] | None:
+        """Form and files from a body that is already in memory (WholeBody)."""
+        body_stream = self.environ.get("wsgi.input")
+        if self.mimetype != "multipart/form-data" or not isinstance(
+            body_stream, WholeBody
+        ):
+            return None
+        body = body_stream.unread_body()
+        if body is None or len(body) != body_stream._length:
+            return None  # partly read already, or the client went away
+        parsed = parse_multipart_body(
+            body,
+            self.mimetype_params.get("boundary", ""),
+            max_parts=self.max_form_parts,
+            max_field_size=self.max_form_memory_size,
+        )
+        if parsed is None:
+            return None
+        body_stream.discard()
+        fields, files = parsed
+        storage = self.parameter_storage_class
+        return storage(fields), storage(files)
+
     def _get_file_stream(
         self,
         total_content_length: int | None,
@@ -102,6 +149,88 @@ class UploadRequest(Request):
         content_length: int | None = None,
     ) -> io.BytesIO:
         return io.BytesIO()
+
+
+def parse_multipart_body(
+    body: bytes, boundary: str, *, max_parts: int | None, max_field_size: int | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, FileStorage]]] | None:
+    """Form fields and files of a whole multipart/form-data body in memory, or
+    None for anything but the plain layout browsers, curl and requests send.
+
+    Werkzeug's parser is written for streams: on a 1.1 MB upload it spends
+    ~3 ms of CPU in Python, copying the file 64 KB at a time. Here every part is
+    found with a few ``bytes.find`` calls and copied once. A body with a
+    preamble, an epilogue, a boundary line with trailing blanks or a boundary
+    string inside a part, folded or non-UTF-8 part headers, or over the part and
+    field limits gets None, and Werkzeug parses it (and raises its 400 or 413).
+    """
+    try:
+        delimiter = b"\r\n--" + boundary.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    separator, closing = delimiter + b"\r\n", delimiter + b"--"
+    first = delimiter[2:] + b"\r\n"
+    end = len(body) - len(closing) - 2
+    # An empty preamble (one CRLF before the first boundary) is what
+    # Werkzeug's own test client sends.
+    start = 2 if body.startswith(b"\r\n" + first) else 0
+    if (
+        not boundary
+        or not body.startswith(first, start)
+        or not body.endswith(closing + b"\r\n")
+    ):
+        return None
+    parts = body.count(separator, start, end) + 1
+    delimiters = body.count(delimiter) - (1 if start else 0)
+    if delimiters != parts or (max_parts is not None and parts > max_parts):
+        return None
+    fields, files = [], []
+    start += len(first)
+    while start <= end:
+        stop = body.find(separator, start, end)
+        stop = end if stop < 0 else stop
+        header_end = body.find(b"\r\n\r\n", start, stop)
+        if header_end < 0:
+            return None
+        headers = _part_headers(body[start:header_end])
+        if headers is None:
+            return None
+        disposition, options = parse_options_header(headers.get("Content-Disposition"))
+        if disposition != "form-data" or "name" not in options:
+            return None
+        data = body[header_end + 4 : stop]
+        if "filename" in options:
+            storage = FileStorage(
+                io.BytesIO(data), options["filename"], options["name"], headers=headers
+            )
+            files.append((options["name"], storage))
+        elif max_field_size is not None and len(data) > max_field_size:
+            return None
+        else:
+            fields.append((options["name"], data.decode(_charset(headers), "replace")))
+        start = stop + len(separator)
+    return fields, files
+
+
+def _part_headers(block: bytes) -> Headers | None:
+    headers = Headers()
+    for line in block.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or line[:1] in (b" ", b"\t") or b"\r" in line or b"\n" in line:
+            return None  # folded, bare line breaks, malformed: Werkzeug's rules
+        try:
+            headers.add(name.decode().strip(" \t"), value.decode().strip(" \t"))
+        except UnicodeDecodeError:
+            return None
+    return headers
+
+
+def _charset(headers: Headers) -> str:
+    """A form field's charset, as Werkzeug chooses it (a safe list, else UTF-8)."""
+    charset = parse_options_header(headers.get("Content-Type"))[1].get("charset", "")
+    if charset.lower() in {"ascii", "us-ascii", "utf-8", "iso-8859-1"}:
+        return charset.lower()
+    return "utf-8"
 
 
 @dataclass(frozen=True)
