@@ -23,12 +23,12 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,115 +226,37 @@ def median_ms(function, data: bytes, runs: int) -> float:
 # (c) the served app
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@contextmanager
+def bench_server(workdir: Path, cache: Path, index: int, **settings: str):
+    """Gunicorn with gunicorn.conf.py, started the way the tests start it
+    (tests/helpers_server.py): random weights, a fresh SQLite database, every
+    worker ready; the result cache off, to measure the model, not the cache."""
+    from tests.helpers_server import start_server
+
+    folder = workdir / f"server-{index}"
+    server = start_server(
+        folder,
+        f"sqlite:///{folder / 'bench.sqlite3'}",
+        model_cache_dir=cache,
+        reset=False,
+        username="bench",
+        RESULT_CACHE="false",
+        **{"WEB_CONCURRENCY": str(CORES), **settings},
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
-class Server:
-    """Gunicorn with gunicorn.conf.py, random weights, a fresh SQLite database."""
+def worker_rss_mb(pids: list[int]) -> list[float]:
+    from tests.helpers_server import proc_status
 
-    def __init__(self, workdir: Path, cache: Path, **settings: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "MODEL_WEIGHTS": "random",
-            "RESULT_CACHE": "false",  # measure the model, not the cache
-            "DATABASE_URL": f"sqlite:///{workdir / f'bench-{self.port}.sqlite3'}",
-            "SECRET_KEY": "bench",
-            "MODEL_CACHE_DIR": str(cache),
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "GUNICORN_ACCESS_LOG": "",
-            "FLASK_APP": "wsgi",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            **settings,
-        }
-        self.log_path = workdir / f"server-{self.port}.log"
+    return [proc_status(pid)["VmRSS"] / 1024 for pid in pids]
 
-    def __enter__(self) -> Server:
-        subprocess.run(
-            [str(BIN / "flask"), "db", "upgrade"],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-        self.log = self.log_path.open("w")
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        import requests
 
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log_path.read_text()[-3000:])
-            try:
-                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() - started > 300:
-                raise RuntimeError("server not ready after 300 s")
-            time.sleep(0.2)
-        self.ready_s = time.monotonic() - started
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-        self.log.close()
-
-    def worker_pids(self) -> list[int]:
-        return [
-            int(p) for p in re.findall(r"worker (\d+) ready", self.log_path.read_text())
-        ]
-
-    def worker_load_seconds(self) -> list[float]:
-        return [
-            float(s)
-            for s in re.findall(r"warmed in ([\d.]+) s", self.log_path.read_text())
-        ]
-
-    def worker_rss_mb(self) -> list[float]:
-        sizes = []
-        for pid in self.worker_pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except FileNotFoundError:
-                continue
-            sizes.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
-        return sizes
-
-    def token(self) -> str:
-        subprocess.run(
-            [
-                str(BIN / "flask"),
-                "create-user",
-                "bench",
-                "--password",
-                "bench password",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-        return subprocess.run(
-            [str(BIN / "flask"), "create-token", "bench", "bench"],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+def worker_load_seconds(log: str) -> list[float]:
+    return [float(s) for s in re.findall(r"warmed in ([\d.]+) s", log)]
 
 
 def server_cpu_seconds(pids: list[int]) -> float:
@@ -602,9 +524,10 @@ def main() -> int:
             ]
         ]
     profile_rows, layout_rows = [], []
-    for label, settings in layouts:
-        with Server(workdir, cache, **settings) as server:
-            token = server.token()
+    for index, (label, settings) in enumerate(layouts):
+        with bench_server(workdir, cache, index, **settings) as server:
+            token = server.token
+            pids = server.workers()
             if label.startswith("default"):
                 seed = run_locust(
                     server.url,
@@ -615,7 +538,7 @@ def main() -> int:
                     duration=args.duration,
                     wait="between:1:5",
                     name="seed",
-                    server_pids=server.worker_pids(),
+                    server_pids=pids,
                 )
                 profile_rows.append(["seed (wait 1-5 s)", seed])
             saturation = run_locust(
@@ -626,8 +549,8 @@ def main() -> int:
                 spawn=args.users,
                 duration=args.duration,
                 wait="none",
-                name=f"sat-{server.port}",
-                server_pids=server.worker_pids(),
+                name=f"sat-{index}",
+                server_pids=pids,
             )
             if label.startswith("default"):
                 profile_rows.append(["saturation (no wait)", saturation])
@@ -638,9 +561,9 @@ def main() -> int:
                 medium_median, medium_max, medium_timing = sequential_latency(
                     server.url, token, data, name
                 )
-                rss = server.worker_rss_mb()
-                loads = server.worker_load_seconds()
-                ready_s = server.ready_s
+                rss = worker_rss_mb(pids)
+                loads = worker_load_seconds(server.log())
+                ready_s = server.started_s
             low_load, _, _ = sequential_latency(server.url, token, data, name)
             layout_rows.append(
                 [
@@ -703,6 +626,10 @@ def main() -> int:
 
     section("Ratios")
     served = profile_rows[1][1]["rps"]
+    # Where the ratio to the pipeline goes: HTTP, auth, database, the web stack.
+    served_ms = profile_rows[1][1]["server_cores"] / served * 1000
+    pipeline_ms = CORES * 1000 / pipeline
+    extra = served_ms - pipeline_ms
     print(
         table(
             ["measure", "value"],
@@ -719,10 +646,12 @@ def main() -> int:
                 ["served saturation (req/s)", f"{served:.1f}"],
                 ["served / model ceiling", f"{served / model_ceiling:.2f}"],
                 ["served / pipeline ceiling", f"{served / pipeline:.2f}"],
+                ["server CPU per request at saturation (core-ms)", f"{served_ms:.1f}"],
                 [
-                    "server CPU per request at saturation (core-ms)",
-                    f"{profile_rows[1][1]['server_cores'] / served * 1000:.1f}",
+                    f"pipeline CPU per image (core-ms: {CORES} cores at the ceiling)",
+                    f"{pipeline_ms:.1f}",
                 ],
+                ["served beyond the pipeline (core-ms per request)", f"{extra:.1f}"],
             ],
         )
     )
