@@ -122,8 +122,9 @@ def child_exit(server, worker):
 
 
 def post_fork(server, worker):
-    """In each worker, first thing: give large freed buffers back to the OS
-    (app/memory.py: RSS stays ~385 MB instead of creeping past 420 MB)."""
+    """In each worker, first thing, before any thread exists: heap settings
+    that reuse upload-sized buffers without page faults and keep RSS bounded
+    (app/memory.py)."""
     from app.memory import limit_heap_retention
 
     limit_heap_retention()

@@ -3,7 +3,7 @@
 Used by every test that needs a live server (``test_server.py``,
 ``test_browser.py``, ``test_overload_server.py``, ``test_hostile_uploads.py``,
 ``test_faults.py``, ``test_soak.py``, ``test_shutdown.py``...) and by
-``scripts/fault_run.py`` and ``scripts/soak.py``. It
+``scripts/fault_run.py``, ``scripts/soak.py`` and ``bench/bench.py``. It
 starts ``gunicorn -c gunicorn.conf.py wsgi:app`` exactly as ``make run`` does
 (random weights, listening on 127.0.0.1 only), after migrating the database and
 creating a user with an API token through the real CLI.
