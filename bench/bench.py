@@ -230,7 +230,8 @@ def median_ms(function, data: bytes, runs: int) -> float:
 def bench_server(workdir: Path, cache: Path, index: int, **settings: str):
     """Gunicorn with gunicorn.conf.py, started the way the tests start it
     (tests/helpers_server.py): random weights, a fresh SQLite database, every
-    worker ready; the result cache off, to measure the model, not the cache."""
+    worker ready; the result cache off unless ``settings`` turn it on (bench
+    measures the model, not the cache)."""
     from tests.helpers_server import start_server
 
     folder = workdir / f"server-{index}"
@@ -240,8 +241,7 @@ def bench_server(workdir: Path, cache: Path, index: int, **settings: str):
         model_cache_dir=cache,
         reset=False,
         username="bench",
-        RESULT_CACHE="false",
-        **{"WEB_CONCURRENCY": str(CORES), **settings},
+        **{"WEB_CONCURRENCY": str(CORES), "RESULT_CACHE": "false", **settings},
     )
     try:
         yield server

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is a folder of scripts, not a package
     sys.path.insert(0, str(ROOT))
 
-from bench.bench import Server  # noqa: E402
+from bench.bench import bench_server  # noqa: E402
 from bench.bench import raw_ceiling  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -116,12 +116,14 @@ def target(args, folder: Path) -> Iterator[Target]:
         return
     workdir = Path(tempfile.mkdtemp(prefix="snapclass-stress-"))
     try:
-        with Server(workdir, args.model_cache, **server_settings(args)) as server:
+        with bench_server(
+            workdir, args.model_cache, 0, **server_settings(args)
+        ) as server:
             pid = server.process.pid
             try:
                 yield Target(
                     server.url,
-                    server.token(),
+                    server.token,
                     started_here=True,
                     server_pids=lambda: process_tree(pid),
                 )
