@@ -65,10 +65,14 @@ class WholeBody(io.RawIOBase):
         return self._body
 
     def unread_body(self) -> bytes | None:
-        """The whole body if nothing of it was read yet (without a copy), else
-        None. Reading it this way leaves the stream where it was."""
+        """The whole body (without a copy), or None if some of it was read
+        already or the client sent less than it declared. Reading it this way
+        leaves the stream where it was."""
         body = self._buffer()
-        return body.getvalue() if body.tell() == 0 else None
+        if body.tell():
+            return None
+        value = body.getvalue()
+        return value if len(value) == self._length else None
 
     def discard(self) -> None:
         """The body was parsed from ``unread_body``: drop it; reads get EOF."""
@@ -126,8 +130,8 @@ class UploadRequest(Request):
         ):
             return None
         body = body_stream.unread_body()
-        if body is None or len(body) != body_stream._length:
-            return None  # partly read already, or the client went away
+        if body is None:
+            return None  # Werkzeug reads what is left, or reports the short body
         parsed = parse_multipart_body(
             body,
             self.mimetype_params.get("boundary", ""),
