@@ -42,6 +42,9 @@ class Config:
     # Database: SQLite under instance/ unless DATABASE_URL says otherwise.
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # SQLite only: NORMAL syncs the write-ahead log at checkpoints, FULL at
+    # every commit (see app/database.py for the trade-off).
+    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "NORMAL")
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True

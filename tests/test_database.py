@@ -1,0 +1,55 @@
+"""SQLite connection settings: WAL, the sync level, lock waits, foreign keys."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.config import TestingConfig
+from app.database import sqlite_synchronous
+from app.extensions import db
+
+# What PRAGMA synchronous reads back, per level.
+SYNCHRONOUS_VALUES = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
+
+
+def sqlite_app(tmp_path, **overrides):
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'pragmas.sqlite3'}",
+        **overrides,
+    }
+    return create_app(type("Config", (TestingConfig,), settings))
+
+
+def pragma(app, name: str):
+    with app.app_context():
+        value = db.session.execute(sa.text(f"PRAGMA {name}")).scalar()
+        db.engine.dispose()
+        return value
+
+
+def test_sqlite_connections_use_wal_normal_sync_lock_wait_and_foreign_keys(tmp_path):
+    app = sqlite_app(tmp_path)
+    assert app.config["SQLITE_SYNCHRONOUS"] == "NORMAL"
+    assert pragma(app, "journal_mode") == "wal"
+    assert pragma(app, "synchronous") == SYNCHRONOUS_VALUES["NORMAL"]
+    assert pragma(app, "busy_timeout") == 5000
+    assert pragma(app, "foreign_keys") == 1
+
+
+@pytest.mark.parametrize("setting", ["full", " Extra ", "OFF"])
+def test_sqlite_synchronous_setting_is_applied(tmp_path, setting):
+    app = sqlite_app(tmp_path, SQLITE_SYNCHRONOUS=setting)
+    assert pragma(app, "synchronous") == SYNCHRONOUS_VALUES[setting.strip().upper()]
+
+
+@pytest.mark.parametrize("setting", ["", "fast", "1", "NORMAL; DROP TABLE users"])
+def test_an_unknown_sqlite_synchronous_level_stops_start_up(tmp_path, setting):
+    with pytest.raises(ValueError, match="SQLITE_SYNCHRONOUS must be one of"):
+        sqlite_app(tmp_path, SQLITE_SYNCHRONOUS=setting)
+
+
+def test_sqlite_synchronous_names_the_bad_value():
+    with pytest.raises(ValueError, match="got 'sometimes'"):
+        sqlite_synchronous("sometimes")
