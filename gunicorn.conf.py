@@ -93,6 +93,7 @@ def on_starting(server):
     from app.inference import WeightsUnavailable
     from app.inference import ensure_converted
     from app.inference import ensure_weights
+    from app.inference import parse_precision
     from app.inference import parse_weights
     from app.inference import resolve_backend
 
@@ -101,6 +102,7 @@ def on_starting(server):
         ensure_weights(spec)
         backend = resolve_backend(os.environ.get("INFERENCE_BACKEND", "auto"))
         if backend == "openvino":
+            parse_precision(os.environ.get("OPENVINO_PRECISION"))
             cache = os.environ.get("MODEL_CACHE_DIR") or Path(__file__).parent / (
                 "instance/models"
             )

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.inference import OpenVINORuntime
 from app.inference import backends
 from app.inference import build_classifier
 from app.inference import ensure_converted
+from app.inference import parse_precision
 from app.inference import parse_weights
 from app.inference import resolve_backend
 from app.inference.images import preprocess_batch
@@ -110,6 +112,21 @@ def test_backend_setting(monkeypatch):
     assert resolve_backend("auto") == "tensorflow"
     monkeypatch.setattr(backends, "tensorflow_has_gpu_build", lambda: False)
     assert resolve_backend("auto") == "openvino"
+
+
+def test_openvino_precision_setting(tmp_path):
+    assert parse_precision(None) == "f32"
+    assert parse_precision(" BF16 ") == "bf16"
+    assert parse_precision("f16") == "f16"
+    for wrong in ("fp32", "int8", "float32", "f32;"):
+        message = f"OPENVINO_PRECISION must be one of .*{wrong!r}"
+        with pytest.raises(ValueError, match=message):
+            parse_precision(wrong)
+    # Refused when the runtime is built, long before a model is compiled.
+    with pytest.raises(ValueError, match="OPENVINO_PRECISION"):
+        OpenVINORuntime(parse_weights("random"), tmp_path, precision="fp32")
+    runtime = OpenVINORuntime(parse_weights("random"), tmp_path, precision="BF16")
+    assert runtime.variant == "openvino-bf16"
 
 
 def test_openvino_threads_are_not_pinned_to_cores(model_cache_dir, classifier):

@@ -108,12 +108,16 @@ def test_workers_load_the_model_after_fork(live_server):
         assert "site-packages/tensorflow/" not in maps
 
 
-def test_server_refuses_to_start_without_weights(tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("MODEL_WEIGHTS", "missing.h5"), ("OPENVINO_PRECISION", "fp32")],
+)
+def test_server_refuses_to_start_with_a_bad_model_setting(tmp_path, setting, value):
     env = server_env(
         f"sqlite:///{tmp_path / 'never.sqlite3'}",
         tmp_path / "models",
         free_port(),
-        MODEL_WEIGHTS=str(tmp_path / "missing.h5"),
+        **{setting: str(tmp_path / value) if setting == "MODEL_WEIGHTS" else value},
     )
     result = subprocess.run(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -126,4 +130,8 @@ def test_server_refuses_to_start_without_weights(tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Snapclass cannot start." in output
-    assert "MODEL_WEIGHTS" in output and "Traceback" not in output
+    assert setting in output and "Traceback" not in output
+    # Refused in the master: no worker was started, nothing was converted.
+    assert "Booting worker" not in output
+    models = tmp_path / "models"
+    assert not models.exists() or not any(models.iterdir())

@@ -24,6 +24,7 @@ from .labels import load_labels
 from .openvino_runtime import DEFAULT_PRECISION
 from .openvino_runtime import OpenVINORuntime
 from .openvino_runtime import ensure_converted
+from .openvino_runtime import parse_precision
 from .runtime import Runtime
 from .runtime import TensorFlowRuntime
 from .weights import WeightsSpec
@@ -51,6 +52,7 @@ __all__ = [
     "ensure_converted",
     "ensure_weights",
     "load_labels",
+    "parse_precision",
     "parse_weights",
     "resolve_backend",
 ]

@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 # f32 keeps every softmax score within 1e-6 of Keras. bf16 (on CPUs with
 # AVX512_BF16/AMX) halves inference time but moves scores by up to ~1e-2.
 DEFAULT_PRECISION = "f32"
+# The values OpenVINO's CPU plugin accepts as INFERENCE_PRECISION_HINT.
+PRECISIONS = ("f32", "bf16", "f16")
+
+
+def parse_precision(value: str | None) -> str:
+    """``OPENVINO_PRECISION``, checked before any worker starts: a typo would
+    otherwise only surface when each worker compiles the model."""
+    precision = (value or DEFAULT_PRECISION).strip().lower()
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"OPENVINO_PRECISION must be one of {', '.join(PRECISIONS)}, got {value!r}"
+        )
+    return precision
 
 
 def converted_model_path(cache_dir: Path, spec: WeightsSpec) -> Path:
@@ -82,8 +95,8 @@ class OpenVINORuntime:
         # Set when the Gunicorn master converted the model before forking.
         self.model_path = Path(model_path) if model_path else None
         self.threads = threads
-        self.precision = precision
-        self.variant = f"openvino-{precision}"
+        self.precision = parse_precision(precision)
+        self.variant = f"openvino-{self.precision}"
         self._compiled = None
         self._request = None
         self._lock = threading.Lock()
