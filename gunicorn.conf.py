@@ -24,7 +24,7 @@ with a CPU limit, set INTRA_OP_THREADS=1 (the quota would throttle the extra
 threads). The 16 request threads are for fast 503s under overload
 (app/overload.py) and cost little.
 
-On an AVX-512 build machine (2026-11-28, 30 s runs) the default served 20.1-20.8
+On an AVX-512 build machine (2026-11-28, 30 s runs) the default served 17.9-20.8
 req/s, and 2 x 1 thread (intra 1 or 2), 3 x 1 thread (intra 1) and 2 x 16
 (intra 1) 18.8-21.1 req/s: the same within that machine's noise. Two intra-op
 threads still cut a lone request from 99-106 ms to 62-65 ms, so the rule stands.
@@ -95,6 +95,7 @@ def on_starting(server):
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
 
+    from app.database import sqlite_synchronous
     from app.inference import WeightsUnavailable
     from app.inference import ensure_converted
     from app.inference import ensure_weights
@@ -103,11 +104,12 @@ def on_starting(server):
     from app.inference import resolve_backend
 
     try:
+        sqlite_synchronous(os.environ.get("SQLITE_SYNCHRONOUS") or "NORMAL")
         spec = parse_weights(os.environ.get("MODEL_WEIGHTS", "imagenet"))
         ensure_weights(spec)
         backend = resolve_backend(os.environ.get("INFERENCE_BACKEND", "auto"))
+        parse_precision(os.environ.get("OPENVINO_PRECISION"))
         if backend == "openvino":
-            parse_precision(os.environ.get("OPENVINO_PRECISION"))
             cache = os.environ.get("MODEL_CACHE_DIR") or Path(__file__).parent / (
                 "instance/models"
             )

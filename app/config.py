@@ -44,7 +44,7 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # SQLite only: NORMAL syncs the write-ahead log at checkpoints, FULL at
     # every commit (see app/database.py for the trade-off).
-    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "NORMAL")
+    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS") or "NORMAL"
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True

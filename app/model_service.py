@@ -11,6 +11,8 @@ from flask import current_app
 from .inference import Classifier
 from .inference import ModelUnavailable
 from .inference import build_classifier
+from .inference import parse_precision
+from .inference import resolve_backend
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ class ModelService:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
+        # Settings mistakes stop the app here, with the setting's name, rather
+        # than on the first page that asks for the model (a ValueError there
+        # would break every page, error pages included).
+        resolve_backend(app.config["INFERENCE_BACKEND"])
+        parse_precision(app.config["OPENVINO_PRECISION"])
         self._settings = {
             "weights": app.config["MODEL_WEIGHTS"],
             "backend": app.config["INFERENCE_BACKEND"],

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app import create_app
+from app.config import TestingConfig
 from app.inference import OpenVINORuntime
 from app.inference import backends
 from app.inference import build_classifier
@@ -19,6 +21,7 @@ from app.inference import parse_precision
 from app.inference import parse_weights
 from app.inference import resolve_backend
 from app.inference.images import preprocess_batch
+from app.inference.openvino_runtime import PRECISIONS
 from app.inference.openvino_runtime import converted_model_path
 from tests.conftest import gradient_image
 from tests.conftest import make_image_bytes
@@ -127,6 +130,33 @@ def test_openvino_precision_setting(tmp_path):
         OpenVINORuntime(parse_weights("random"), tmp_path, precision="fp32")
     runtime = OpenVINORuntime(parse_weights("random"), tmp_path, precision="BF16")
     assert runtime.variant == "openvino-bf16"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("OPENVINO_PRECISION", "fp32"), ("INFERENCE_BACKEND", "cuda")],
+)
+def test_the_app_refuses_a_bad_model_setting_when_it_is_created(setting, value):
+    config = type("Config", (TestingConfig,), {setting: value})
+    with pytest.raises(ValueError, match=setting):
+        create_app(config)
+
+
+def test_openvino_runtime_names_the_precision_it_compiled(
+    model_cache_dir, classifier, caplog
+):
+    """f16 is not native on most x86 CPUs: OpenVINO runs bf16 or f32 instead,
+    and the variant (which keys the result cache) must say which."""
+    runtime = OpenVINORuntime(
+        parse_weights("random"), model_cache_dir, threads=1, precision="f16"
+    )
+    with caplog.at_level("WARNING", logger="app.inference.openvino_runtime"):
+        runtime.load()
+    assert runtime.precision in PRECISIONS
+    assert runtime.variant == f"openvino-{runtime.precision}"
+    fell_back = "OpenVINO runs" in caplog.text
+    assert fell_back == (runtime.precision != "f16")
+    assert classifier.runtime.variant == "openvino-f32"
 
 
 def test_openvino_threads_are_not_pinned_to_cores(model_cache_dir, classifier):

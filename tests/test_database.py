@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -30,6 +32,8 @@ def pragma(app, name: str):
 
 
 def test_sqlite_connections_use_wal_normal_sync_lock_wait_and_foreign_keys(tmp_path):
+    if os.environ.get("SQLITE_SYNCHRONOUS"):
+        pytest.skip("SQLITE_SYNCHRONOUS is set in this environment")
     app = sqlite_app(tmp_path)
     assert app.config["SQLITE_SYNCHRONOUS"] == "NORMAL"
     assert pragma(app, "journal_mode") == "wal"
@@ -44,7 +48,21 @@ def test_sqlite_synchronous_setting_is_applied(tmp_path, setting):
     assert pragma(app, "synchronous") == SYNCHRONOUS_VALUES[setting.strip().upper()]
 
 
-@pytest.mark.parametrize("setting", ["", "fast", "1", "NORMAL; DROP TABLE users"])
+def test_without_wal_normal_becomes_full(tmp_path):
+    # An in-memory database cannot use WAL; NORMAL is only crash-safe with it.
+    app = sqlite_app(
+        tmp_path, SQLALCHEMY_DATABASE_URI="sqlite://", SQLITE_SYNCHRONOUS="NORMAL"
+    )
+    with app.app_context():
+
+        def read(name):
+            return db.session.execute(sa.text(f"PRAGMA {name}")).scalar()
+
+        assert read("journal_mode") == "memory"
+        assert read("synchronous") == SYNCHRONOUS_VALUES["FULL"]
+
+
+@pytest.mark.parametrize("setting", ["fast", "1", "NORMAL; DROP TABLE users"])
 def test_an_unknown_sqlite_synchronous_level_stops_start_up(tmp_path, setting):
     with pytest.raises(ValueError, match="SQLITE_SYNCHRONOUS must be one of"):
         sqlite_app(tmp_path, SQLITE_SYNCHRONOUS=setting)

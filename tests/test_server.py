@@ -110,7 +110,11 @@ def test_workers_load_the_model_after_fork(live_server):
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("MODEL_WEIGHTS", "missing.h5"), ("OPENVINO_PRECISION", "fp32")],
+    [
+        ("MODEL_WEIGHTS", "missing.h5"),
+        ("OPENVINO_PRECISION", "fp32"),
+        ("SQLITE_SYNCHRONOUS", "sometimes"),
+    ],
 )
 def test_server_refuses_to_start_with_a_bad_model_setting(tmp_path, setting, value):
     env = server_env(

@@ -128,12 +128,32 @@ class OpenVINORuntime:
                 config["INFERENCE_NUM_THREADS"] = str(self.threads)
             self._compiled = core.compile_model(model, "CPU", config)
             self._request = self._compiled.create_infer_request()
+            self._use_compiled_precision()
             log.info(
                 "OpenVINO model %s compiled (threads=%s, precision=%s)",
                 self.model_path.name,
                 self.threads or "auto",
                 self.precision,
             )
+
+    def _use_compiled_precision(self) -> None:
+        """Name the precision the CPU plugin chose, not the one asked for.
+
+        The plugin falls back silently (f16 runs as bf16 on CPUs without
+        native f16, bf16 as f32 on CPUs without bf16), and the variant keys the
+        result cache: results must be filed under what really ran.
+        """
+        hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        compiled = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        if compiled != self.precision:
+            log.warning(
+                "OPENVINO_PRECISION=%s is not supported natively by this CPU; "
+                "OpenVINO runs %s instead",
+                self.precision,
+                compiled,
+            )
+        self.precision = compiled
+        self.variant = f"openvino-{compiled}"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self._request is None:
