@@ -144,7 +144,7 @@ class OpenVINORuntime:
         result cache: results must be filed under what really ran.
         """
         hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
-        compiled = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        compiled = hint.get_type_name()  # openvino.Type -> "f32", "bf16", "f16"
         if compiled != self.precision:
             log.warning(
                 "OPENVINO_PRECISION=%s is not supported natively by this CPU; "
