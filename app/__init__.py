@@ -11,6 +11,7 @@ from flask import Flask
 
 from .config import Config
 from .config import config_from_env
+from .connections import CloseAfterUnreadBody
 from .extensions import db
 from .extensions import migrate
 from .inference import InferenceError
@@ -42,6 +43,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_errorhandlers(app)
     register_template_context(app)
     register_commands(app)
+    # Outermost, so that it sees the server's own start_response.
+    app.wsgi_app = CloseAfterUnreadBody(app.wsgi_app)
     return app
 
 

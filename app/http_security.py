@@ -49,23 +49,12 @@ def init_app(app: Flask) -> None:
 def add_security_headers(response: Response) -> Response:
     for name, value in STATIC_HEADERS.items():
         response.headers.setdefault(name, value)
-    if response.status_code >= 400 and request_had_body():
-        # A refused upload may be left partly unread (401, 413, 429, 503 answer
-        # before reading it); Gunicorn then closes the connection. Say so, or a
-        # client that reuses it gets a reset on its next request.
-        response.headers["Connection"] = "close"
     if request.is_secure and current_app.config["HSTS_SECONDS"]:
         response.headers.setdefault(
             "Strict-Transport-Security",
             f"max-age={current_app.config['HSTS_SECONDS']}; includeSubDomains",
         )
     return response
-
-
-def request_had_body() -> bool:
-    return bool(request.content_length) or "chunked" in request.headers.get(
-        "Transfer-Encoding", ""
-    )
 
 
 class TrustedProxyFix:
