@@ -17,6 +17,7 @@ from .extensions import migrate
 from .inference import InferenceError
 from .model_service import ModelService
 from .model_service import model_service
+from .params import IdConverter
 from .uploads import ReadBodyAtOnce
 from .uploads import UploadRequest
 
@@ -39,6 +40,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     configure_logging(app)
     register_observability(app)
     register_extensions(app)
+    app.url_map.converters["id"] = IdConverter
     register_blueprints(app)
     register_errorhandlers(app)
     register_template_context(app)

@@ -15,13 +15,15 @@ from .errors import error_response
 from .extensions import db
 from .extensions import limiter
 from .model_service import model_service
+from .params import MAX_ID
+from .params import parse_decimal
+from .params import parse_int
+from .params import parse_page
 from .predictions import classify_and_store
 from .predictions import history_query
 from .predictions import owned_prediction
 from .predictions import server_timing_header
 from .system import system_info
-from .uploads import UploadError
-from .uploads import parse_top_k
 from .uploads import read_uploads
 
 bp = Blueprint("api", __name__)
@@ -55,12 +57,20 @@ def _authenticate():
 def predict():
     """Classify one or more images; several images run as one batch."""
     config = current_app.config
-    top_k = parse_top_k(
+    top_k = parse_int(
         request.values.get("top_k"),
-        config["DEFAULT_TOP_K"],
-        config["MAX_TOP_K"],
+        "top_k",
+        default=config["DEFAULT_TOP_K"],
+        minimum=1,
+        maximum=config["MAX_TOP_K"],
     )
-    min_confidence = parse_min_confidence(request.values.get("min_confidence"))
+    min_confidence = parse_decimal(
+        request.values.get("min_confidence"),
+        "min_confidence",
+        minimum=0.0,
+        maximum=1.0,
+        example="0.5",
+    )
     uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
     classifier = model_service().ready_classifier()
     outcome = classify_and_store(
@@ -93,35 +103,20 @@ def predict():
     return response
 
 
-def parse_min_confidence(value: str | None) -> float | None:
-    """``min_confidence``: a score from 0 to 1 below which a result is uncertain."""
-    if value is None or value == "":
-        return None
-    try:
-        threshold = float(value)
-    except ValueError:
-        threshold = -1.0
-    if not 0.0 <= threshold <= 1.0:  # also refuses nan
-        raise UploadError(
-            400,
-            "invalid_min_confidence",
-            "min_confidence must be a number from 0 to 1, e.g. 0.5.",
-        )
-    return threshold
-
-
 @bp.route("/api/predictions")
 def list_predictions():
     """The user's predictions, newest first: ``?page=1&per_page=20``."""
-    per_page = request.args.get(
-        "per_page", default=current_app.config["HISTORY_PAGE_SIZE"], type=int
+    per_page = parse_int(
+        request.args.get("per_page"),
+        "per_page",
+        default=current_app.config["HISTORY_PAGE_SIZE"],
+        minimum=1,
+        maximum=MAX_ID,
     )
-    page_number = request.args.get("page", default=1, type=int)
     page = db.paginate(
         history_query(current_user),
-        # Clamped: a page past any real history is just empty, never an error.
-        page=min(max(page_number, 1), 1_000_000),
-        per_page=min(max(per_page, 1), 100),
+        page=parse_page(request.args.get("page")),
+        per_page=min(per_page, 100),  # more is clamped, as the docs say
         error_out=False,
     )
     return jsonify(
@@ -133,7 +128,7 @@ def list_predictions():
     )
 
 
-@bp.route("/api/predictions/<int:prediction_id>")
+@bp.route("/api/predictions/<id:prediction_id>")
 def get_prediction(prediction_id: int):
     """One prediction; another user's id is a 404, like a missing one."""
     prediction = owned_prediction(current_user, prediction_id)
@@ -142,7 +137,7 @@ def get_prediction(prediction_id: int):
     return jsonify(prediction.as_dict())
 
 
-@bp.route("/api/predictions/<int:prediction_id>", methods=["DELETE"])
+@bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])
 def delete_prediction(prediction_id: int):
     """Delete one prediction."""
     prediction = owned_prediction(current_user, prediction_id)

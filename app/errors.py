@@ -20,6 +20,7 @@ from .inference import InferenceError
 from .inference import InvalidImage
 from .inference import ModelUnavailable
 from .inference import UnsupportedFormat
+from .params import BadParameter
 from .predictions import ImageRejected
 from .uploads import UploadError
 
@@ -110,6 +111,10 @@ def handle_upload_error(exc: UploadError):
     return error_response(exc.status, exc.code, exc.message)
 
 
+def handle_bad_parameter(exc: BadParameter):
+    return error_response(400, exc.code, exc.message)
+
+
 def handle_image_rejected(exc: ImageRejected):
     status, code, message = inference_error_parts(exc.error)
     log_rejected_upload(code, exc.filename)
@@ -163,6 +168,7 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(UploadError, handle_upload_error)
+    app.register_error_handler(BadParameter, handle_bad_parameter)
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)

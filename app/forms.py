@@ -32,9 +32,32 @@ from .history import RETENTION_CHOICES
 from .history import SORTS
 from .history import retention_label
 from .models import User
+from .params import is_ascii_integer
 from .passwords import password_problem
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
+
+
+class WholeNumberField(IntegerField):
+    """An IntegerField that takes ASCII digits only (see app/params.py):
+    WTForms' int() also takes "１２", " 7 " and "1_0"."""
+
+    def process_formdata(self, valuelist: list) -> None:
+        if not valuelist or valuelist[0] == "":
+            return
+        if not is_ascii_integer(valuelist[0]):
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value."))
+        self.data = int(valuelist[0])
+
+
+def whole_number(value: object) -> int:
+    """A SelectField ``coerce`` that takes ASCII digits only."""
+    if isinstance(value, int):
+        return value
+    if not is_ascii_integer(value):
+        raise ValueError("Not a whole number.")
+    return int(value)
 
 
 def normalize_username(value: str | None) -> str:
@@ -143,7 +166,7 @@ class HistoryFilterForm(FlaskForm):
 class RetentionForm(FlaskForm):
     days = SelectField(
         "Keep my history for",
-        coerce=int,
+        coerce=whole_number,
         choices=[
             SelectChoice(str(days), retention_label(days)) for days in RETENTION_CHOICES
         ],
@@ -162,7 +185,7 @@ class DeleteAccountForm(FlaskForm):
 
 
 class ConfidenceForm(FlaskForm):
-    percent = IntegerField(
+    percent = WholeNumberField(
         "Not sure below (%)",
         validators=[InputRequired(), NumberRange(0, 100)],
         description="Results whose best score is lower are marked 'not sure'.",

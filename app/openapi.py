@@ -372,6 +372,10 @@ PATHS: dict[str, dict] = {
                     "description": "One page of predictions.",
                     "content": json_body(ref("PredictionPage")),
                 },
+                "400": error(
+                    "`invalid_page`, `invalid_per_page`: not a whole number in "
+                    "ASCII digits, or 0 (a larger `per_page` is clamped to 100)."
+                ),
                 "401": UNAUTHORIZED,
                 "414": uri_too_long(),
             },

@@ -15,6 +15,7 @@ from .inference import Classifier
 from .inference import InferenceError
 from .models import Prediction
 from .models import User
+from .params import MAX_ID
 from .uploads import Upload
 
 
@@ -167,11 +168,6 @@ def fill_new_result(row: Prediction, image, predictions, batch) -> None:
         "preprocess": round(batch.preprocess_ms, 2),
         "inference": round(batch.inference_ms, 2),
     }
-
-
-# Primary keys are 32-bit integers (PostgreSQL INTEGER): a larger id cannot
-# exist, and asking the database for one is an overflow error, not "not found".
-MAX_ID = 2**31 - 1
 
 
 def owned_prediction(user: User, prediction_id: int) -> Prediction | None:

@@ -32,6 +32,7 @@ from .models import User
 from .models import UserSession
 from .models import hash_token
 from .models import utcnow
+from .params import is_ascii_integer
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 # Record a token's last use at most this often, not on every request.
@@ -105,7 +106,7 @@ def end_other_sessions(user: User) -> int:
 def load_user(user_id: str) -> User | None:
     """The user of a live, registered session; expired or ended ones are None."""
     secret = session.get(SESSION_KEY)
-    if not user_id.isdigit() or not secret:
+    if not is_ascii_integer(user_id) or not secret:
         return None
     # The user comes in the same query: every signed-in request needs it.
     row = db.session.get(
@@ -130,6 +131,8 @@ def load_user(user_id: str) -> User | None:
 
 def authenticate_and_check_csrf() -> None:
     """Bearer token if one is sent; otherwise the session, with CSRF enforced."""
+    if request.routing_exception is not None:
+        return  # no such route: a 404 (or 405) is the answer, whoever asks
     g.auth_method = "session"
     header = request.headers.get("Authorization")
     if header is not None:

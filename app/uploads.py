@@ -321,17 +321,3 @@ def read_raw_body(request: Request) -> bytes:
     if size > limit:
         raise RequestEntityTooLarge()
     return b"".join(chunks)
-
-
-def parse_top_k(value: str | None, default: int, maximum: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        top_k = int(value)
-    except ValueError:
-        top_k = 0
-    if not 1 <= top_k <= maximum:
-        raise UploadError(
-            400, "invalid_top_k", f"top_k must be a whole number from 1 to {maximum}."
-        )
-    return top_k

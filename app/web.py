@@ -51,8 +51,9 @@ from .models import Prediction
 from .models import User
 from .models import UserSession
 from .models import utcnow
+from .params import parse_id_list
+from .params import parse_page
 from .passwords import verify_password
-from .predictions import MAX_ID
 from .predictions import ImageRejected
 from .predictions import classify_and_store
 from .predictions import owned_prediction
@@ -66,14 +67,16 @@ from .uploads import read_uploads
 
 bp = Blueprint("web", __name__)
 
-# Database ids are signed 64-bit integers: a larger number in a URL or a form
-# matches nothing (404) instead of overflowing the database driver (500).
-PREDICTION = f"/predictions/<int(max={MAX_ID}):prediction_id>"
+# <id:...> matches 1 to 2**31-1 in ASCII digits (app/params.py): anything else
+# is a 404, never a query that overflows the database's 32-bit ids.
+PREDICTION = "/predictions/<id:prediction_id>"
 
 # Below this top score a result is shown as "not sure", unless the person
 # chose another threshold (kept in their session).
 DEFAULT_MIN_CONFIDENCE = 0.2
 MIN_CONFIDENCE_KEY = "min_confidence"
+# The history page shows at most 100 rows; a bulk delete names no more.
+MAX_BULK_DELETE = 1000
 
 
 def current_min_confidence() -> float:
@@ -175,12 +178,11 @@ def result(prediction_id: int) -> ResponseReturnValue:
 @login_required
 def results() -> ResponseReturnValue:
     """Several predictions from one upload, in upload order."""
-    try:
-        ids = [int(part) for part in request.args.get("ids", "").split(",") if part]
-    except ValueError:
-        abort(404)
-    ids = [i for i in ids if 0 < i <= MAX_ID]
-    ids = ids[: current_app.config["MAX_FILES_PER_REQUEST"]]
+    ids = parse_id_list(
+        request.args.get("ids", "").split(","),
+        "ids",
+        limit=current_app.config["MAX_FILES_PER_REQUEST"],
+    )
     rows = db.session.scalars(
         sa.select(Prediction).where(
             Prediction.id.in_(ids), Prediction.user_id == current_user.id
@@ -269,10 +271,9 @@ def history() -> ResponseReturnValue:
     """The user's predictions: label search, date range, sort, pages."""
     purge_expired(current_user)
     form, filters, valid = _history_filters()
-    page_number = request.args.get("page", default=1, type=int)
     page = db.paginate(
         filtered_query(current_user, filters),
-        page=min(max(page_number, 1), 1_000_000),  # past the end is just empty
+        page=parse_page(request.args.get("page")),
         per_page=current_app.config["HISTORY_PAGE_SIZE"],
         max_per_page=100,
         error_out=False,
@@ -292,8 +293,7 @@ def history() -> ResponseReturnValue:
 @login_required
 def delete_many() -> ResponseReturnValue:
     """Delete the selected predictions (other users' ids are ignored)."""
-    ids = [int(v) for v in request.form.getlist("ids") if v.isdigit()]
-    ids = [i for i in ids if i <= MAX_ID]
+    ids = parse_id_list(request.form.getlist("ids"), "ids", limit=MAX_BULK_DELETE)
     deleted = delete_owned(current_user, ids)
     if deleted:
         flash(f"Deleted {deleted} prediction{'' if deleted == 1 else 's'}.", "info")
@@ -432,7 +432,7 @@ def create_token() -> ResponseReturnValue:
     return response
 
 
-@bp.route(f"/account/tokens/<int(max={MAX_ID}):token_id>/revoke", methods=["POST"])
+@bp.route("/account/tokens/<id:token_id>/revoke", methods=["POST"])
 @login_required
 def revoke_token(token_id: int) -> ResponseReturnValue:
     """Revoke one of the user's tokens."""
@@ -455,7 +455,7 @@ def set_retention() -> ResponseReturnValue:
     form = RetentionForm()
     if not form.validate_on_submit():
         flash("Choose one of the offered retention periods.", "error")
-        return redirect(url_for("web.account"))
+        return _account_page(TokenForm(formdata=None), 400)
     current_user.history_retention_days = form.days.data or None
     db.session.commit()
     deleted = purge_expired(current_user)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from app.params import IdConverter
 from tests.conftest import PASSWORD
 from tests.conftest import AuthActions
 from tests.conftest import bearer
@@ -115,7 +116,7 @@ def fill_url(rule) -> str:
     """A concrete URL for a rule: 1 for ints, 'x' for strings."""
     values = {}
     for name, converter in rule._converters.items():
-        values[name] = 1 if "Integer" in type(converter).__name__ else "x"
+        values[name] = 1 if isinstance(converter, IdConverter) else "x"
     return rule.build(values, append_unknown=False)[1]
 
 
