@@ -154,3 +154,6 @@ def post_worker_init(worker):
         os.getpid(),
         time.perf_counter() - started,
     )
+    from app.database import warn_if_no_schema
+
+    warn_if_no_schema(worker.wsgi)

@@ -11,6 +11,8 @@ from flask import url_for
 from flask_login import current_user
 
 from . import ratelimits
+from .database import schema_problem
+from .database import write_problem
 from .errors import error_response
 from .extensions import db
 from .extensions import limiter
@@ -23,6 +25,7 @@ from .predictions import classify_and_store
 from .predictions import history_query
 from .predictions import owned_prediction
 from .predictions import server_timing_header
+from .security import PROBE_ENDPOINTS
 from .system import system_info
 from .uploads import read_uploads
 
@@ -43,7 +46,7 @@ def require_user():
 
 @bp.before_request
 def _authenticate():
-    if request.endpoint in ("api.healthz", "api.readyz"):
+    if request.endpoint in PROBE_ENDPOINTS:
         return None
     return require_user()
 
@@ -166,18 +169,31 @@ def healthz():
 
 @bp.route("/readyz")
 def readyz():
-    """Readiness: model loaded and warmed, database reachable."""
-    checks = {"model": model_service().ready, "database": _database_reachable()}
-    status = 200 if all(checks.values()) else 503
-    return jsonify(
-        status="ready" if status == 200 else "not_ready", checks=checks
-    ), status
+    """Readiness: this instance can accept an upload. The model is loaded and
+    warmed, the database answers, has its schema and takes writes (checked
+    without writing anything)."""
+    problems = {"model": None if model_service().ready else "not loaded yet"}
+    problems.update(database_problems())
+    checks = {name: problem is None for name, problem in problems.items()}
+    body = {"status": "ready" if all(checks.values()) else "not_ready"}
+    body["checks"] = checks
+    reasons = {name: problem for name, problem in problems.items() if problem}
+    if reasons:
+        body["reasons"] = reasons
+    return jsonify(body), 200 if all(checks.values()) else 503
 
 
-def _database_reachable() -> bool:
+def database_problems() -> dict[str, str | None]:
+    """``database``, ``schema`` and ``writable``: None when fine, else why."""
+    min_free = current_app.config["READY_MIN_FREE_MB"] * 2**20
     try:
-        db.session.execute(sa.text("SELECT 1"))
-        return True
-    except sa.exc.SQLAlchemyError:
+        connection = db.session.connection()
+        schema = schema_problem(connection)
+        writable = None if schema else write_problem(connection, min_free)
+    except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        return False
+        reason = f"unreachable: {type(getattr(exc, 'orig', exc)).__name__}"
+        return {"database": reason, "schema": None, "writable": None}
+    finally:
+        db.session.rollback()  # nothing was written; end the read transaction
+    return {"database": None, "schema": schema, "writable": writable}

@@ -123,6 +123,9 @@ class Config:
     # One JSON line per request on stdout (request id, user, route, status, time).
     REQUEST_LOG = env_bool("REQUEST_LOG", True)
 
+    # /readyz answers 503 when the disk holding a SQLite database has less free.
+    READY_MIN_FREE_MB = env_int("READY_MIN_FREE_MB", 64)
+
     # Pages.
     HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
     PASSWORD_MIN_LENGTH = 8

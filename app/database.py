@@ -1,11 +1,22 @@
-"""Engine tuning per backend."""
+"""Engine tuning per backend, and what readiness asks of the database."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 
 from .extensions import db
+
+NO_SCHEMA = "the database has no schema: run `flask db upgrade`"
+# Tables every request path needs; created by the first migration.
+REQUIRED_TABLES = ("users", "predictions")
+# SQLSTATEs of a missing table or column (PostgreSQL).
+MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
 
 # PRAGMA synchronous levels SQLite accepts, by name.
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -56,4 +67,79 @@ def _tune_sqlite(dbapi_connection, synchronous: str) -> None:
     cursor.close()
 
 
-__all__ = ["init_app", "sqlite_synchronous"]
+def is_missing_schema(exc: sa.exc.DBAPIError) -> bool:
+    """True when a query failed because a table or column does not exist: the
+    database was never migrated (or is behind), which no retry will mend."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in MISSING_SCHEMA_STATES:
+        return True
+    message = str(orig).lower()
+    return message.startswith(("no such table", "no such column"))
+
+
+def warn_if_no_schema(app: Flask) -> str | None:
+    """Log (and return) NO_SCHEMA when the database was never migrated, so the
+    first line an operator reads says what to run. Called when a worker starts;
+    an unreachable database is left to /readyz, which retries."""
+    with app.app_context():
+        try:
+            with db.engine.connect() as connection:
+                problem = schema_problem(connection)
+        except sa.exc.SQLAlchemyError:
+            return None
+    if problem:
+        app.logger.error("Snapclass: %s", problem)
+    return problem
+
+
+def schema_problem(connection: sa.Connection) -> str | None:
+    """NO_SCHEMA when the tables the app needs are missing, else None."""
+    inspector = sa.inspect(connection)
+    if all(inspector.has_table(name) for name in REQUIRED_TABLES):
+        return None
+    return NO_SCHEMA
+
+
+def write_problem(connection: sa.Connection, min_free_bytes: int) -> str | None:
+    """Why an upload could not be stored right now, or None; writes nothing.
+
+    SQLite: the database file and its folder (the write-ahead log lives there)
+    must be writable and the disk must have ``min_free_bytes`` free. PostgreSQL:
+    the server must not be a standby or read-only.
+    """
+    if connection.dialect.name == "postgresql":
+        recovery, read_only = connection.execute(
+            sa.text(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+            )
+        ).one()
+        if recovery or read_only == "on":
+            return "PostgreSQL accepts no writes (a standby, or read-only)"
+        return None
+    if connection.dialect.name != "sqlite":
+        return None
+    database = connection.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    folder = path.parent
+    if not all(os.access(p, os.W_OK) for p in (path, folder) if p.exists()):
+        return f"the SQLite database {path.name} or its folder is read-only"
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        return (
+            f"the disk holding the database has {free // 2**20} MiB free, "
+            f"less than READY_MIN_FREE_MB ({min_free_bytes // 2**20} MiB)"
+        )
+    return None
+
+
+__all__ = [
+    "NO_SCHEMA",
+    "init_app",
+    "is_missing_schema",
+    "schema_problem",
+    "sqlite_synchronous",
+    "warn_if_no_schema",
+    "write_problem",
+]

@@ -11,9 +11,12 @@ from flask import jsonify
 from flask import render_template
 from flask import request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from .database import NO_SCHEMA
+from .database import is_missing_schema
 from .extensions import db
 from .inference import ImageTooLarge
 from .inference import InferenceError
@@ -137,6 +140,23 @@ def inference_error_parts(exc: InferenceError) -> tuple[int, str, str]:
     return status, exc.code, str(exc)
 
 
+def handle_database_error(exc: DBAPIError):
+    """A missing schema is a 500 that says what to run; an outage is a 503
+    worth retrying; anything else is unexpected."""
+    if is_missing_schema(exc):
+        db.session.rollback()
+        log.error("%s (%s)", NO_SCHEMA, exc.orig)
+        return error_response(
+            500,
+            "database_schema_missing",
+            "The server's database is not set up yet. Nothing was saved; the "
+            "operator must run `flask db upgrade`.",
+        )
+    if isinstance(exc, OperationalError):
+        return handle_database_unavailable(exc)
+    return handle_unexpected(exc)
+
+
 def handle_database_unavailable(exc: OperationalError):
     db.session.rollback()
     log.error("database unavailable: %s", exc.orig)
@@ -171,5 +191,5 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(BadParameter, handle_bad_parameter)
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
-    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -92,7 +92,9 @@ def day_start(day: date) -> datetime:
 
 def filtered_query(user: User, filters: HistoryFilters) -> sa.Select:
     """The user's predictions matching ``filters``, in the chosen order."""
-    query = sa.select(Prediction).where(Prediction.user_id == user.id)
+    query = sa.select(Prediction).where(
+        Prediction.user_id == user.id, *within_retention(user)
+    )
     if filters.q:
         pattern = "%" + escape_like(filters.q) + "%"
         query = query.where(Prediction.top_label.ilike(pattern, escape="\\"))
@@ -128,19 +130,49 @@ def delete_owned(user: User, ids: list[int]) -> int:
 # Retention
 
 
-def purge_expired(user: User, now: datetime | None = None) -> int:
-    """Delete the user's predictions older than their retention setting."""
+# Expired predictions are hidden from every read at once (within_retention) and
+# deleted on the user's next upload, when retention changes, or by
+# `flask purge-history`: a GET never writes.
+
+
+def retention_cutoff(user: User, now: datetime | None = None) -> datetime | None:
+    """Predictions of ``user`` created before this are expired (None: kept)."""
     days = user.history_retention_days
     if not days:
+        return None
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def within_retention(user: User, now: datetime | None = None) -> list:
+    """WHERE clauses that hide the user's expired predictions."""
+    cutoff = retention_cutoff(user, now)
+    return [] if cutoff is None else [Prediction.created_at >= cutoff]
+
+
+def is_expired(row: Prediction, user: User, now: datetime | None = None) -> bool:
+    cutoff = retention_cutoff(user, now)
+    return cutoff is not None and row.created_at < cutoff
+
+
+def delete_expired(user: User, now: datetime | None = None) -> int:
+    """Delete the user's expired predictions in the current transaction."""
+    cutoff = retention_cutoff(user, now)
+    if cutoff is None:
         return 0
-    cutoff = (now or utcnow()) - timedelta(days=days)
     result = db.session.execute(
         sa.delete(Prediction).where(
             Prediction.user_id == user.id, Prediction.created_at < cutoff
         )
     )
-    db.session.commit()
     return result.rowcount
+
+
+def purge_expired(user: User, now: datetime | None = None) -> int:
+    """Delete the user's expired predictions and commit."""
+    deleted = delete_expired(user, now)
+    if deleted:
+        db.session.commit()
+    return deleted
 
 
 def purge_all_expired(now: datetime | None = None) -> tuple[int, int]:

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from .extensions import db
+from .history import delete_expired
+from .history import within_retention
 from .inference import Classifier
 from .inference import InferenceError
 from .models import Prediction
@@ -87,6 +89,7 @@ def classify_and_store(
             fill_new_result(row, decoded[i], predicted[i], batch)
         rows.append(row)
     try:
+        delete_expired(user)  # retention, in the same transaction as the upload
         db.session.add_all(rows)
         commit_keeping_state(db.session())
     except Exception:
@@ -176,7 +179,9 @@ def owned_prediction(user: User, prediction_id: int) -> Prediction | None:
         return None
     return db.session.scalar(
         sa.select(Prediction).where(
-            Prediction.id == prediction_id, Prediction.user_id == user.id
+            Prediction.id == prediction_id,
+            Prediction.user_id == user.id,
+            *within_retention(user),
         )
     )
 
@@ -184,7 +189,7 @@ def owned_prediction(user: User, prediction_id: int) -> Prediction | None:
 def history_query(user: User) -> sa.Select:
     return (
         sa.select(Prediction)
-        .where(Prediction.user_id == user.id)
+        .where(Prediction.user_id == user.id, *within_retention(user))
         .order_by(Prediction.created_at.desc(), Prediction.id.desc())
     )
 

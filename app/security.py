@@ -54,6 +54,8 @@ def init_app(app: Flask) -> None:
 
 
 SESSION_KEY = "sid"
+# Liveness and readiness: answered without authentication, whatever is sent.
+PROBE_ENDPOINTS = frozenset({"api.healthz", "api.readyz"})
 # Record a session's last request at most this often, not on every request.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -133,6 +135,8 @@ def authenticate_and_check_csrf() -> None:
     """Bearer token if one is sent; otherwise the session, with CSRF enforced."""
     if request.routing_exception is not None:
         return  # no such route: a 404 (or 405) is the answer, whoever asks
+    if request.endpoint in PROBE_ENDPOINTS:
+        return  # probes send what they are configured to; never look it up
     g.auth_method = "session"
     header = request.headers.get("Authorization")
     if header is not None:

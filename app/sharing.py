@@ -9,6 +9,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from .extensions import db
+from .history import is_expired
 from .models import Prediction
 
 # secrets.token_urlsafe(32): 43 characters from the URL-safe base64 alphabet.
@@ -37,4 +38,7 @@ def shared_prediction(token: str, *, thumbnail: bool = False) -> Prediction | No
     query = sa.select(Prediction).where(Prediction.share_token == token)
     if thumbnail:
         query = query.options(so.undefer(Prediction.thumbnail))
-    return db.session.scalar(query)
+    prediction = db.session.scalar(query.options(so.joinedload(Prediction.user)))
+    if prediction is None or is_expired(prediction, prediction.user):
+        return None
+    return prediction

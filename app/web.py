@@ -269,7 +269,6 @@ def _history_filters() -> tuple[HistoryFilterForm, HistoryFilters, bool]:
 @login_required
 def history() -> ResponseReturnValue:
     """The user's predictions: label search, date range, sort, pages."""
-    purge_expired(current_user)
     form, filters, valid = _history_filters()
     page = db.paginate(
         filtered_query(current_user, filters),
@@ -311,7 +310,6 @@ def export_history(fmt: str) -> ResponseReturnValue:
     """Download the (filtered) history as CSV or JSON."""
     if fmt not in EXPORT_TYPES:
         abort(404)
-    purge_expired(current_user)
     _, filters, _ = _history_filters()
     query = filtered_query(current_user, filters)
     if fmt == "csv":

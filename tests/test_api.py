@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 
 import pytest
 import sqlalchemy as sa
@@ -345,10 +346,120 @@ def test_healthz_needs_nothing(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 
-def test_readyz_reports_model_and_database(client):
+def count_statements(app, run) -> list[str]:
+    """The SQL statements ``run()`` sends to the app's database."""
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return statements
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer not-a-token", "Basic dXNlcjpwYXNz", "garbage"]
+)
+def test_healthz_never_touches_authentication_or_the_database(
+    app, client, signed_in, authorization
+):
+    """Load balancers send what they are configured to send, cookies included."""
+    responses = []
+
+    def probe():
+        responses.append(
+            client.get("/healthz", headers={"Authorization": authorization})
+        )
+
+    assert count_statements(app, probe) == []
+    assert responses[0].status_code == 200
+    assert responses[0].get_json() == {"status": "ok"}
+
+
+def test_readyz_is_not_refused_for_an_unknown_token(client):
+    response = client.get("/readyz", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 200
+
+
+def test_readyz_reports_model_database_schema_and_writes(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json()["checks"] == {"model": True, "database": True}
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"model": True, "database": True, "schema": True, "writable": True},
+    }
+
+
+def test_readyz_writes_nothing(app, client):
+    statements = count_statements(app, lambda: client.get("/readyz"))
+    assert statements
+    assert not [
+        s for s in statements if not s.lstrip().upper().startswith(("SELECT", "PRAGMA"))
+    ], statements
+
+
+def test_missing_schema_is_named_by_readyz_and_a_500_not_a_retryable_503(
+    app, client, caplog
+):
+    with app.app_context():
+        db.drop_all()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["schema"] is False
+    assert body["reasons"]["schema"] == (
+        "the database has no schema: run `flask db upgrade`"
+    )
+    response = client.get("/api/predictions", headers=bearer("some-token"))
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "database_schema_missing"
+    assert "Retry-After" not in response.headers
+    assert "run `flask db upgrade`" in caplog.text
+
+
+def test_readyz_is_503_when_the_disk_is_nearly_full(make_app, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the free-space check is for SQLite files")
+    client = make_app(READY_MIN_FREE_MB=2**40).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["writable"] is False
+    assert "READY_MIN_FREE_MB" in body["reasons"]["writable"]
+
+
+def test_readyz_is_503_when_the_sqlite_file_is_immutable(app, client, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite file permissions")
+    path = database_url.removeprefix("sqlite:///")
+    client.get("/readyz")
+    if subprocess.run(["chattr", "+i", path], check=False).returncode != 0:
+        pytest.skip("chattr is not permitted here")
+    try:
+        response = client.get("/readyz")
+    finally:
+        subprocess.run(["chattr", "-i", path], check=True)
+    assert response.status_code == 503
+    assert "read-only" in response.get_json()["reasons"]["writable"]
+
+
+def test_readyz_is_503_when_postgresql_is_read_only(app, make_app, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL (CI's second pass)")
+    # `app` created the tables; this second app sees them read-only.
+    read_only = {"options": "-c default_transaction_read_only=on"}
+    client = make_app(
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": read_only}
+    ).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "PostgreSQL accepts no writes" in response.get_json()["reasons"]["writable"]
 
 
 def test_readyz_is_503_when_model_not_loaded(app, client):

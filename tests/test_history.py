@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
 from tests.conftest import bearer
@@ -358,27 +359,90 @@ def filenames_in_db(app) -> set[str]:
         return set(db.session.scalars(sa.select(Prediction.filename)))
 
 
-def test_history_view_purges_expired_predictions(client, signed_in, app):
+def test_expired_predictions_are_hidden_from_every_read(client, signed_in, app, token):
     alice = user_id(app)
-    add_prediction(app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8))
+    old = add_prediction(
+        app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8)
+    )
     add_prediction(app, alice, filename="new.jpg", created_at=NOW - timedelta(days=6))
     set_retention(app, "alice", 7)
     status, html = history(client)
     assert status == 200
     assert shown_filenames(html) == ["new.jpg"]
-    assert filenames_in_db(app) == {"new.jpg"}
     assert "kept for 7 days" in html
+    assert "old.jpg" not in client.get("/history/export.csv").get_data(as_text=True)
+    assert "old.jpg" not in client.get("/history/export.json").get_data(as_text=True)
+    assert client.get(f"/predictions/{old}").status_code == 404
+    assert (
+        client.get(f"/api/predictions/{old}", headers=bearer(token)).status_code == 404
+    )
+    listing = client.get("/api/predictions", headers=bearer(token)).get_json()
+    assert [item["filename"] for item in listing["items"]] == ["new.jpg"]
 
 
-def test_without_retention_nothing_is_purged(client, signed_in, app):
+def test_reading_history_writes_nothing(client, signed_in, app):
+    """GET /history and the exports run no DELETE, UPDATE, INSERT or COMMIT."""
+    alice = user_id(app)
+    add_prediction(app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8))
+    set_retention(app, "alice", 7)
+    client.get("/history")  # sign-in bookkeeping settles before counting
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    def record_commit(_conn):
+        statements.append("COMMIT")
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    sa.event.listen(engine, "commit", record_commit)
+    try:
+        for url in ("/history", "/history/export.csv", "/history/export.json"):
+            assert client.get(url).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+        sa.event.remove(engine, "commit", record_commit)
+    assert statements and set(statements) <= {"SELECT"}, statements
+    assert filenames_in_db(app) == {"old.jpg"}  # hidden, not yet deleted
+
+
+def test_expired_predictions_are_deleted_with_the_next_upload(
+    client, signed_in, app, token
+):
+    alice = user_id(app)
+    add_prediction(app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8))
+    set_retention(app, "alice", 7)
+    response = predict(client, token)
+    assert response.status_code == 200
+    assert filenames_in_db(app) == {"x.jpg"}
+
+
+def test_expired_shared_prediction_is_gone(client, signed_in, app):
+    from app.sharing import share
+
+    alice = user_id(app)
+    old = add_prediction(
+        app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8)
+    )
+    with app.app_context():
+        token = share(db.session.get(Prediction, old))
+    assert client.get(f"/s/{token}").status_code == 200
+    set_retention(app, "alice", 7)
+    assert client.get(f"/s/{token}").status_code == 404
+    assert client.get(f"/s/{token}/thumbnail.jpg").status_code == 404
+
+
+def test_without_retention_nothing_is_purged(client, signed_in, app, token):
     add_prediction(
         app, user_id(app), filename="ancient.jpg", created_at=NOW - timedelta(days=900)
     )
-    history(client)
-    assert filenames_in_db(app) == {"ancient.jpg"}
+    assert predict(client, token).status_code == 200
+    assert filenames_in_db(app) == {"ancient.jpg", "x.jpg"}
 
 
-def test_history_view_purges_only_the_viewers_rows(client, signed_in, auth, app):
+def test_an_upload_purges_only_the_uploaders_rows(client, signed_in, auth, app):
     add_prediction(
         app,
         user_id(app),
@@ -388,8 +452,13 @@ def test_history_view_purges_only_the_viewers_rows(client, signed_in, auth, app)
     set_retention(app, "alice", 1)
     auth.logout()
     auth.register("bob")
-    history(client)
-    assert filenames_in_db(app) == {"alices-old.jpg"}
+    with app.app_context():
+        bob = db.session.scalar(sa.select(User).where(User.username == "bob"))
+        row, plain = ApiToken.issue(bob, "t")
+        db.session.add(row)
+        db.session.commit()
+    assert predict(client, plain).status_code == 200
+    assert filenames_in_db(app) == {"alices-old.jpg", "x.jpg"}
 
 
 def test_retention_setting_saves_and_purges_at_once(client, signed_in, app):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ from PIL import Image
 
 from tests.conftest import PASSWORD
 from tests.helpers_server import BIN
+from tests.helpers_server import DEFAULT_MODEL_CACHE
 from tests.helpers_server import ROOT
 from tests.helpers_server import database_for_test
 from tests.helpers_server import free_port
 from tests.helpers_server import photo_jpeg
+from tests.helpers_server import ready_workers
 from tests.helpers_server import server_env
 from tests.helpers_server import start_server
 
@@ -139,3 +142,44 @@ def test_server_refuses_to_start_with_a_bad_model_setting(tmp_path, setting, val
     assert "Booting worker" not in output
     models = tmp_path / "models"
     assert not models.exists() or not any(models.iterdir())
+
+
+def test_unmigrated_database_is_named_at_start_and_by_readyz(tmp_path):
+    """`gunicorn` on a database nobody migrated: the workers log what to run,
+    /readyz says it, and requests get a 500 that names it, not a retryable 503."""
+    env = server_env(
+        f"sqlite:///{tmp_path / 'empty.sqlite3'}", DEFAULT_MODEL_CACHE, free_port()
+    )
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        deadline = time.monotonic() + 240
+        while len(ready_workers(log_path.read_text())) < 2:
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        output = log_path.read_text()
+        assert "the database has no schema: run `flask db upgrade`" in output
+        assert requests.get(url + "/healthz", timeout=10).status_code == 200
+        ready = requests.get(url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["schema"] is False
+        assert "flask db upgrade" in ready.json()["reasons"]["schema"]
+        response = requests.get(
+            url + "/api/predictions",
+            headers={"Authorization": "Bearer anything"},
+            timeout=10,
+        )
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "database_schema_missing"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
