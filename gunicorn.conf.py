@@ -95,6 +95,7 @@ def on_starting(server):
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
 
+    from app.config import Config
     from app.database import sqlite_synchronous
     from app.inference import WeightsUnavailable
     from app.inference import ensure_converted
@@ -104,16 +105,18 @@ def on_starting(server):
     from app.inference import resolve_backend
 
     try:
-        sqlite_synchronous(os.environ.get("SQLITE_SYNCHRONOUS") or "NORMAL")
-        spec = parse_weights(os.environ.get("MODEL_WEIGHTS", "imagenet"))
+        # The settings as the app reads them, defaults included (app/config.py).
+        sqlite_synchronous(Config.SQLITE_SYNCHRONOUS)
+        spec = parse_weights(Config.MODEL_WEIGHTS)
         ensure_weights(spec)
-        backend = resolve_backend(os.environ.get("INFERENCE_BACKEND", "auto"))
-        parse_precision(os.environ.get("OPENVINO_PRECISION"))
+        backend = resolve_backend(Config.INFERENCE_BACKEND)
+        parse_precision(Config.OPENVINO_PRECISION)
         if backend == "openvino":
-            cache = os.environ.get("MODEL_CACHE_DIR") or Path(__file__).parent / (
-                "instance/models"
+            cache = Config.MODEL_CACHE_DIR or Path(__file__).parent / "instance/models"
+            path = ensure_converted(
+                spec, Path(cache), timeout_s=Config.MODEL_CONVERT_TIMEOUT_S
             )
-            path = ensure_converted(spec, Path(cache))
+            # Workers create their app after this, so they read it (app/config.py).
             os.environ["SNAPCLASS_OPENVINO_MODEL"] = str(path)
             server.log.info("OpenVINO model: %s", path)
     except (WeightsUnavailable, ValueError) as exc:

@@ -1,26 +1,56 @@
-"""Settings, read from the environment. Every setting is listed in the README."""
+"""Settings, read from the environment. Every setting is listed in the README.
+
+Each setting is read when an app is created (``app.config.from_object``), not
+when this module is imported: the Gunicorn master imports the app, then sets
+what it decided (the converted model's path) before the workers create theirs.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
+class FromEnv:
+    """A setting read from the environment variable ``name`` each time it is
+    looked up; ``default`` when unset or empty, else ``parse(value)``."""
+
+    def __init__(
+        self, name: str, default: Any = None, parse: Callable[[str], Any] = str
+    ) -> None:
+        self.name = name
+        self.default = default
+        self.parse = parse
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        value = os.environ.get(self.name)
+        if value is None or value.strip() == "":
+            return self.default
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}, got {value!r}") from None
+
+
+def as_bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
+def as_int(value: str) -> int:
     try:
         return int(value)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
+    except ValueError:
+        raise ValueError("must be an integer") from None
+
+
+def hours(value: str) -> timedelta:
+    return timedelta(hours=as_int(value))
+
+
+def minutes(value: str) -> timedelta:
+    return timedelta(minutes=as_int(value))
 
 
 def database_url(value: str | None) -> str | None:
@@ -37,97 +67,99 @@ class Config:
 
     # Secrets: SECRET_KEY from the environment, else generated once and kept in
     # instance/secret_key (see app.create_app).
-    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SECRET_KEY = FromEnv("SECRET_KEY")
 
     # Database: SQLite under instance/ unless DATABASE_URL says otherwise.
-    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_DATABASE_URI = FromEnv("DATABASE_URL", None, database_url)
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # SQLite only: NORMAL syncs the write-ahead log at checkpoints, FULL at
     # every commit (see app/database.py for the trade-off).
-    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS") or "NORMAL"
+    SQLITE_SYNCHRONOUS = FromEnv("SQLITE_SYNCHRONOUS", "NORMAL")
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    SESSION_COOKIE_SECURE = FromEnv("SESSION_COOKIE_SECURE", False, as_bool)
     # A sign-in ends after this long, however active (absolute timeout) ...
-    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_ABSOLUTE_HOURS", 24))
+    PERMANENT_SESSION_LIFETIME = FromEnv(
+        "SESSION_ABSOLUTE_HOURS", timedelta(hours=24), hours
+    )
     # ... or after this long without a request (idle timeout).
-    SESSION_IDLE_TIMEOUT = timedelta(minutes=env_int("SESSION_IDLE_MINUTES", 120))
+    SESSION_IDLE_TIMEOUT = FromEnv(
+        "SESSION_IDLE_MINUTES", timedelta(minutes=120), minutes
+    )
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session does
-    # CSRF is checked in app.auth_hooks, where bearer-token requests are exempt.
+    # CSRF is checked in app.security, where bearer-token requests are exempt.
     WTF_CSRF_CHECK_DEFAULT = False
 
     # Uploads.
-    MAX_CONTENT_LENGTH = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-    MAX_FILES_PER_REQUEST = env_int("MAX_FILES_PER_REQUEST", 16)
-    MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+    MAX_CONTENT_LENGTH = FromEnv("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, as_int)
+    MAX_FILES_PER_REQUEST = FromEnv("MAX_FILES_PER_REQUEST", 16, as_int)
+    MAX_IMAGE_PIXELS = FromEnv("MAX_IMAGE_PIXELS", 40_000_000, as_int)
     DEFAULT_TOP_K = 5
     # Answer re-uploads of identical bytes from the database (same model only).
-    RESULT_CACHE = env_bool("RESULT_CACHE", True)
+    RESULT_CACHE = FromEnv("RESULT_CACHE", True, as_bool)
     MAX_TOP_K = 20
 
     # Model.
-    MODEL_WEIGHTS = os.environ.get("MODEL_WEIGHTS", "imagenet")
-    IMAGENET_LABELS = os.environ.get("IMAGENET_LABELS") or None
+    MODEL_WEIGHTS = FromEnv("MODEL_WEIGHTS", "imagenet")
+    IMAGENET_LABELS = FromEnv("IMAGENET_LABELS")
     # auto: OpenVINO on CPU, TensorFlow when it can use a visible GPU.
-    INFERENCE_BACKEND = os.environ.get("INFERENCE_BACKEND", "auto")
+    INFERENCE_BACKEND = FromEnv("INFERENCE_BACKEND", "auto")
     # f32 matches Keras to 1e-6; bf16 is ~2x faster on AVX512_BF16/AMX CPUs but
     # moves softmax scores by up to ~1e-2.
-    OPENVINO_PRECISION = os.environ.get("OPENVINO_PRECISION", "f32")
+    OPENVINO_PRECISION = FromEnv("OPENVINO_PRECISION", "f32")
     # Converted models, keyed by the weights' fingerprint (default instance/models).
-    MODEL_CACHE_DIR = os.environ.get("MODEL_CACHE_DIR") or None
+    MODEL_CACHE_DIR = FromEnv("MODEL_CACHE_DIR")
+    # Converting ResNet50 takes ~20 s; a stuck conversion stops start-up.
+    MODEL_CONVERT_TIMEOUT_S = FromEnv("MODEL_CONVERT_TIMEOUT_S", 900, as_int)
     # Set by the Gunicorn master after it converted the model (not for people).
-    OPENVINO_MODEL = os.environ.get("SNAPCLASS_OPENVINO_MODEL") or None
+    OPENVINO_MODEL = FromEnv("SNAPCLASS_OPENVINO_MODEL")
     # 0 = let TensorFlow decide; gunicorn.conf.py sets these per worker.
-    INTRA_OP_THREADS = env_int("INTRA_OP_THREADS", 0)
-    INTER_OP_THREADS = env_int("INTER_OP_THREADS", 0)
-    # Load the model at start-up (Gunicorn workers) rather than on first use.
-    MODEL_LOAD_ON_STARTUP = False
+    INTRA_OP_THREADS = FromEnv("INTRA_OP_THREADS", 0, as_int)
+    INTER_OP_THREADS = FromEnv("INTER_OP_THREADS", 0, as_int)
 
     # Rate limits (Flask-Limiter). memory:// counts per worker; use Redis
     # (redis://127.0.0.1:6379) for limits that hold across workers and instances.
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_STORAGE_URI = FromEnv("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     # Distinct prefixes let several deployments share one Redis.
-    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "snapclass")
+    RATELIMIT_KEY_PREFIX = FromEnv("RATELIMIT_KEY_PREFIX", "snapclass")
     # If Redis is down, limit per process instead of failing requests.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True
-    PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "600 per minute")
+    PREDICT_RATE_LIMIT = FromEnv("PREDICT_RATE_LIMIT", "600 per minute")
     # Failed sign-ins: per account from one address, per address, per account.
-    LOGIN_LIMIT_ACCOUNT_IP = os.environ.get(
-        "LOGIN_LIMIT_ACCOUNT_IP", "10 per 15 minutes"
-    )
-    LOGIN_LIMIT_IP = os.environ.get("LOGIN_LIMIT_IP", "50 per 15 minutes")
-    LOGIN_LIMIT_ACCOUNT = os.environ.get("LOGIN_LIMIT_ACCOUNT", "100 per hour")
+    LOGIN_LIMIT_ACCOUNT_IP = FromEnv("LOGIN_LIMIT_ACCOUNT_IP", "10 per 15 minutes")
+    LOGIN_LIMIT_IP = FromEnv("LOGIN_LIMIT_IP", "50 per 15 minutes")
+    LOGIN_LIMIT_ACCOUNT = FromEnv("LOGIN_LIMIT_ACCOUNT", "100 per hour")
 
     # Overload: at most this many /predict requests in a worker at once (being
     # decoded, waiting for or running the model); more get 503 at once. 12 > 10
     # so that 10 clients posting back to back never see a 503, even when they
     # all land on the same worker.
-    MAX_INFLIGHT_PER_WORKER = env_int("MAX_INFLIGHT_PER_WORKER", 12)
+    MAX_INFLIGHT_PER_WORKER = FromEnv("MAX_INFLIGHT_PER_WORKER", 12, as_int)
 
     # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated
     # addresses or CIDR ranges, e.g. "127.0.0.1,10.0.0.0/8"); none by default.
-    TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "")
+    TRUSTED_PROXIES = FromEnv("TRUSTED_PROXIES", "")
     # Strict-Transport-Security on HTTPS responses.
-    HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000)
+    HSTS_SECONDS = FromEnv("HSTS_SECONDS", 31536000, as_int)
 
     # Observability. /metrics answers these client addresses (comma-separated
     # addresses or CIDR ranges; empty = none) or "Authorization: Bearer
     # METRICS_TOKEN"; everyone else gets a 404.
-    METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1/32,::1")
-    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    METRICS_ALLOW = FromEnv("METRICS_ALLOW", "127.0.0.1/32,::1")
+    METRICS_TOKEN = FromEnv("METRICS_TOKEN")
     # One JSON line per request on stdout (request id, user, route, status, time).
-    REQUEST_LOG = env_bool("REQUEST_LOG", True)
+    REQUEST_LOG = FromEnv("REQUEST_LOG", True, as_bool)
 
     # /readyz answers 503 when the disk holding a SQLite database has less free.
-    READY_MIN_FREE_MB = env_int("READY_MIN_FREE_MB", 64)
+    READY_MIN_FREE_MB = FromEnv("READY_MIN_FREE_MB", 64, as_int)
 
     # Pages.
-    HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
+    HISTORY_PAGE_SIZE = FromEnv("HISTORY_PAGE_SIZE", 20, as_int)
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 256
 
@@ -135,8 +167,8 @@ class Config:
 class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret-key"
-    SQLALCHEMY_DATABASE_URI = database_url(
-        os.environ.get("TEST_DATABASE_URL", "sqlite:///:memory:")
+    SQLALCHEMY_DATABASE_URI = FromEnv(
+        "TEST_DATABASE_URL", "sqlite:///:memory:", database_url
     )
     MODEL_WEIGHTS = "random"
 
@@ -144,7 +176,7 @@ class TestingConfig(Config):
 class ProductionConfig(Config):
     """Refuses to start without an explicit secret key and database."""
 
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    SESSION_COOKIE_SECURE = FromEnv("SESSION_COOKIE_SECURE", True, as_bool)
 
     @classmethod
     def check(cls) -> None:

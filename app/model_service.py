@@ -28,7 +28,6 @@ class ModelService:
 
     def __init__(self, app: Flask | None = None) -> None:
         self._classifier: Classifier | None = None
-        self._error: Exception | None = None
         self._lock = threading.Lock()
         if app is not None:
             self.init_app(app)
@@ -69,12 +68,11 @@ class ModelService:
         return self._classifier is not None and self._classifier.ready
 
     def load(self) -> Classifier:
-        """Load and warm the model; a failure is remembered and re-raised."""
+        """Load and warm the model; a failure is logged and re-raised."""
         classifier = self.classifier
         try:
             classifier.load()
         except Exception as exc:
-            self._error = exc
             log.error("model failed to load: %s", exc)
             raise
         return classifier

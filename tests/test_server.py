@@ -117,6 +117,9 @@ def test_workers_load_the_model_after_fork(live_server):
         ("MODEL_WEIGHTS", "missing.h5"),
         ("OPENVINO_PRECISION", "fp32"),
         ("SQLITE_SYNCHRONOUS", "sometimes"),
+        # The master converts the model first (empty cache): too slow here.
+        ("MODEL_CONVERT_TIMEOUT_S", "1"),
+        ("MODEL_CONVERT_TIMEOUT_S", "soon"),
     ],
 )
 def test_server_refuses_to_start_with_a_bad_model_setting(tmp_path, setting, value):

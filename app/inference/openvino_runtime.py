@@ -65,9 +65,16 @@ def ensure_converted(
         weights_arg,
         str(target),
     ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout_s, check=False
-    )
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise WeightsUnavailable(
+            f"Converting the model to OpenVINO did not finish within {timeout_s:g} s "
+            "(MODEL_CONVERT_TIMEOUT_S); the converted model is cached once it "
+            "finishes, so a later start is fast."
+        ) from None
     if result.returncode != 0 or not target.is_file():
         lines = (result.stderr or result.stdout or "").strip().splitlines()
         reason = lines[-1][:300] if lines else f"exit code {result.returncode}"

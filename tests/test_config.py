@@ -1,0 +1,80 @@
+"""Settings (app/config.py): read when an app is created, not at import."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import Config
+from app.config import FromEnv
+from app.config import ProductionConfig
+from app.config import TestingConfig
+from app.config import config_from_env
+from app.inference import WeightsUnavailable
+from app.inference import ensure_converted
+from app.inference import parse_weights
+from app.model_service import EXTENSION_KEY
+
+
+def test_what_the_master_sets_after_import_reaches_the_app(monkeypatch, tmp_path):
+    """The Gunicorn master imports the app, converts the model, then sets
+    SNAPCLASS_OPENVINO_MODEL; each worker's app must see that path."""
+    import wsgi  # noqa: F401  (what gunicorn's master imports first)
+
+    monkeypatch.setenv("SNAPCLASS_OPENVINO_MODEL", "/models/resnet50-x.xml")
+    monkeypatch.setenv("MAX_FILES_PER_REQUEST", "3")
+    settings = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.sqlite3'}"}
+    app = create_app(type("Config", (Config,), settings))
+    assert app.config["OPENVINO_MODEL"] == "/models/resnet50-x.xml"
+    assert app.config["MAX_FILES_PER_REQUEST"] == 3
+    service = app.extensions[EXTENSION_KEY]
+    assert service._settings["converted_model"] == "/models/resnet50-x.xml"
+
+
+def test_from_env_defaults_parses_and_names_the_setting(monkeypatch):
+    class Settings:
+        LIMIT = FromEnv("SNAPCLASS_TEST_LIMIT", 7, int)
+        IDLE = FromEnv(
+            "SNAPCLASS_TEST_IDLE",
+            timedelta(minutes=5),
+            lambda v: timedelta(minutes=int(v)),
+        )
+
+    assert Settings.LIMIT == 7
+    monkeypatch.setenv("SNAPCLASS_TEST_LIMIT", " ")
+    assert Settings.LIMIT == 7  # empty means the default
+    monkeypatch.setenv("SNAPCLASS_TEST_LIMIT", "12")
+    monkeypatch.setenv("SNAPCLASS_TEST_IDLE", "30")
+    assert (Settings.LIMIT, Settings.IDLE) == (12, timedelta(minutes=30))
+    monkeypatch.setenv("SNAPCLASS_TEST_LIMIT", "twelve")
+    with pytest.raises(ValueError, match="SNAPCLASS_TEST_LIMIT"):
+        _ = Settings.LIMIT
+
+
+def test_a_bad_number_setting_stops_create_app_with_its_name(monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "10MB")
+    with pytest.raises(ValueError, match="MAX_UPLOAD_BYTES"):
+        create_app(TestingConfig)
+
+
+def test_production_reads_its_requirements_when_asked(monkeypatch):
+    monkeypatch.setenv("SNAPCLASS_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY, DATABASE_URL"):
+        config_from_env()
+    monkeypatch.setenv("SECRET_KEY", "s" * 32)
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@db/snapclass")
+    assert config_from_env() is ProductionConfig
+    assert (
+        ProductionConfig.SQLALCHEMY_DATABASE_URI
+        == "postgresql+psycopg://u@db/snapclass"
+    )
+
+
+def test_a_conversion_timeout_is_a_start_up_message_not_a_traceback(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="MODEL_CONVERT_TIMEOUT_S"):
+        ensure_converted(parse_weights("random"), Path(tmp_path), timeout_s=0.01)
