@@ -19,6 +19,7 @@ from flask import make_response
 from flask import render_template
 from flask_login import current_user
 
+from . import feedback
 from .extensions import db
 from .metrics import collect_samples
 from .models import Prediction
@@ -52,6 +53,7 @@ def index():
             "admin/index.html",
             windows=windows,
             instance=instance_stats(),
+            agreement=feedback.agreement(),
             generated_at=now,
         )
     )

@@ -10,6 +10,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from . import feedback
 from . import ratelimits
 from .database import schema_problem
 from .database import write_problem
@@ -18,6 +19,7 @@ from .extensions import db
 from .extensions import limiter
 from .model_service import model_service
 from .params import MAX_ID
+from .params import BadParameter
 from .params import parse_decimal
 from .params import parse_int
 from .params import parse_page
@@ -149,6 +151,37 @@ def delete_prediction(prediction_id: int):
     db.session.delete(prediction)
     db.session.commit()
     return "", 204
+
+
+@bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["PUT"])
+def put_feedback(prediction_id: int):
+    """Confirm or correct a prediction's label; answers the prediction."""
+    prediction = owned_prediction(current_user, prediction_id)
+    if prediction is None:
+        return _not_found()
+    verdict = feedback.verdict_from_json(json_body())
+    feedback.apply(prediction, verdict)
+    return jsonify(prediction.as_dict())
+
+
+@bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["DELETE"])
+def delete_feedback(prediction_id: int):
+    """Clear a prediction's feedback (not reviewed again)."""
+    prediction = owned_prediction(current_user, prediction_id)
+    if prediction is None:
+        return _not_found()
+    feedback.apply(prediction, feedback.CLEAR)
+    return "", 204
+
+
+def json_body() -> object:
+    """The request's JSON document; malformed JSON is a 400 ``invalid_json``."""
+    if not request.is_json:
+        raise BadParameter("json", "Send Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadParameter("json", "The request body is not valid JSON.")
+    return body
 
 
 def _not_found():

@@ -29,6 +29,7 @@ from wtforms.validators import ValidationError
 from .extensions import db
 from .history import DEFAULT_SORT
 from .history import RETENTION_CHOICES
+from .history import REVIEWS
 from .history import SORTS
 from .history import retention_label
 from .models import User
@@ -156,6 +157,11 @@ class HistoryFilterForm(FlaskForm):
         "Sort by",
         choices=[SelectChoice(key, label) for key, (label, _) in SORTS.items()],
         default=DEFAULT_SORT,
+    )
+    review = SelectField(
+        "Review",
+        choices=[SelectChoice(key, label) for key, (label, _) in REVIEWS.items()],
+        default="",
     )
 
     def validate_end(self, field: DateField) -> None:

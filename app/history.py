@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -14,6 +15,7 @@ from datetime import time
 from datetime import timedelta
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from .extensions import db
 from .models import Prediction
@@ -35,6 +37,13 @@ SORTS: dict[str, tuple[str, tuple]] = {
     "label": ("Label A-Z", (Prediction.top_label.asc(), Prediction.id.desc())),
 }
 DEFAULT_SORT = "newest"
+# The history's review filter: key -> (label, WHERE clause).
+REVIEWS: dict[str, tuple[str, object]] = {
+    "": ("All", None),
+    "confirmed": ("Confirmed right", Prediction.feedback_correct.is_(True)),
+    "corrected": ("Corrected", Prediction.feedback_correct.is_(False)),
+    "unreviewed": ("Not reviewed", Prediction.feedback_correct.is_(None)),
+}
 # Choices for User.history_retention_days; 0 means keep forever (None).
 RETENTION_CHOICES = (0, 1, 7, 30, 90, 365)
 # Spreadsheets run cells that start with these as formulas (CSV injection).
@@ -56,6 +65,9 @@ CSV_COLUMNS = (
     "sha256",
     "cached",
     "shared",
+    "feedback",
+    "corrected_label",
+    "feedback_at",
 )
 
 
@@ -67,6 +79,7 @@ class HistoryFilters:
     start: date | None = None
     end: date | None = None
     sort: str = DEFAULT_SORT
+    review: str = ""
 
     def args(self) -> dict[str, str]:
         """Query-string arguments that reproduce these filters (for links)."""
@@ -79,11 +92,13 @@ class HistoryFilters:
             args["end"] = self.end.isoformat()
         if self.sort != DEFAULT_SORT:
             args["sort"] = self.sort
+        if self.review:
+            args["review"] = self.review
         return args
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.start or self.end)
+        return bool(self.q or self.start or self.end or self.review)
 
 
 def day_start(day: date) -> datetime:
@@ -104,6 +119,9 @@ def filtered_query(user: User, filters: HistoryFilters) -> sa.Select:
         # The end date is inclusive: everything before the next midnight (UTC).
         next_day = day_start(filters.end) + timedelta(days=1)
         query = query.where(Prediction.created_at < next_day)
+    _, review = REVIEWS.get(filters.review, REVIEWS[""])
+    if review is not None:
+        query = query.where(review)
     _, order = SORTS.get(filters.sort, SORTS[DEFAULT_SORT])
     return query.order_by(*order)
 
@@ -224,8 +242,25 @@ def csv_row(row: Prediction) -> list[object]:
         row.sha256,
         "true" if row.cached else "false",
         "true" if row.share_token else "false",
+        review_state(row),
+        corrected_label(row),
+        row.feedback_at.isoformat() if row.feedback_at else "",
     )
     return [csv_cell(value) for value in values]
+
+
+def review_state(row: Prediction) -> str:
+    """confirmed, corrected, or "" (not reviewed)."""
+    if row.feedback_correct is None:
+        return ""
+    return "confirmed" if row.feedback_correct else "corrected"
+
+
+def corrected_label(row: Prediction) -> str:
+    """The label a person gave: the predicted one when confirmed, else theirs."""
+    if row.feedback_correct is None:
+        return ""
+    return row.top_label if row.feedback_correct else row.feedback_label or ""
 
 
 def export_rows(query: sa.Select) -> Iterator[Prediction]:
@@ -260,3 +295,70 @@ def json_export(query: sa.Select, username: str) -> Iterator[str]:
         item["shared"] = row.share_token is not None
         yield ("," if index else "") + json.dumps(item)
     yield "]}\n"
+
+
+# --------------------------------------------------------------------------
+# Dataset export: thumbnails and labels, for fine-tuning on one's corrections
+
+DATASET_COLUMNS = (
+    "file",
+    "filename",
+    "predicted_label",
+    "score",
+    "feedback",
+    "corrected_label",
+)
+
+
+class _ZipSink(io.RawIOBase):
+    """Where zipfile writes; the export hands each piece on as it is written.
+
+    Not seekable, so zipfile streams (sizes in data descriptors) and the
+    response holds one thumbnail at a time, whatever the history's size.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def dataset_zip(query: sa.Select) -> Iterator[bytes]:
+    """``images/<id>.jpg`` per row, then ``labels.csv`` (file, predicted label,
+    score, feedback, corrected label). Names are ids: a filename a person
+    uploaded never becomes a path in the archive."""
+    sink = _ZipSink()
+    labels = io.StringIO()
+    writer = csv.writer(labels)
+    writer.writerow(DATASET_COLUMNS)
+    # JPEG thumbnails do not compress further: stored, not deflated.
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+        rows = query.options(so.undefer(Prediction.thumbnail)).execution_options(
+            yield_per=100
+        )
+        for row in db.session.scalars(rows):
+            name = f"images/{row.id}.jpg"
+            archive.writestr(name, row.thumbnail)
+            values = (
+                name,
+                row.filename,
+                row.top_label,
+                f"{row.top_score:.6f}",
+                review_state(row),
+                corrected_label(row),
+            )
+            writer.writerow([csv_cell(v) for v in values])
+            yield sink.take()
+        archive.writestr("labels.csv", labels.getvalue().encode("utf-8"))
+    yield sink.take()

@@ -1,4 +1,4 @@
-"""Database models: users, their API tokens and their predictions."""
+"""Database models: users, their API tokens, predictions and batches."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ class User(UserMixin, db.Model):
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
     predictions: so.WriteOnlyMapped[Prediction] = so.relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    batches: so.WriteOnlyMapped[Batch] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -127,6 +130,34 @@ class ApiToken(db.Model):
         return self.revoked_at is None
 
 
+# Longest label a person may type for something outside ImageNet.
+MAX_FEEDBACK_LABEL = 128
+MAX_BATCH_NAME = 100
+
+
+class Batch(db.Model):
+    """A named group of predictions uploaded together (a folder, say)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (sa.Index("ix_batches_user_created", "user_id", "created_at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE")
+    )
+    name: so.Mapped[str] = so.mapped_column(sa.String(MAX_BATCH_NAME))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+    user: so.Mapped[User] = so.relationship(back_populates="batches")
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
 class Prediction(db.Model):
     __tablename__ = "predictions"
     __table_args__ = (
@@ -134,6 +165,8 @@ class Prediction(db.Model):
         sa.Index("ix_predictions_user_created", "user_id", "created_at"),
         # Result cache: the same bytes through the same model.
         sa.Index("ix_predictions_cache", "sha256", "model_fingerprint"),
+        # Admin agreement figures and the history's review filter.
+        sa.Index("ix_predictions_feedback", "feedback_correct"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -166,6 +199,18 @@ class Prediction(db.Model):
         sa.String(64), index=True, unique=True
     )
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+    # The person's verdict: True (right), False (corrected to feedback_label),
+    # None (not reviewed). See app/feedback.py.
+    feedback_correct: so.Mapped[bool | None] = so.mapped_column(sa.Boolean)
+    feedback_label: so.Mapped[str | None] = so.mapped_column(
+        sa.String(MAX_FEEDBACK_LABEL)
+    )
+    feedback_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
+    # The upload this row came with, when it was sent as a batch; deleting the
+    # batch deletes its rows.
+    batch_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
 
     user: so.Mapped[User] = so.relationship(back_populates="predictions")
 
@@ -193,4 +238,16 @@ class Prediction(db.Model):
             "timing_ms": self.timing_ms,
             "cached": self.cached,
             "created_at": self.created_at.isoformat(),
+            "feedback": self.feedback_dict(),
+            "batch_id": self.batch_id,
+        }
+
+    def feedback_dict(self) -> dict | None:
+        """``{"correct", "label", "updated_at"}``, or None when not reviewed."""
+        if self.feedback_correct is None:
+            return None
+        return {
+            "correct": self.feedback_correct,
+            "label": self.top_label if self.feedback_correct else self.feedback_label,
+            "updated_at": self.feedback_at.isoformat() if self.feedback_at else None,
         }

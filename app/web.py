@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
+from . import feedback
 from . import metrics
 from .errors import error_response
 from .errors import inference_error_parts
@@ -39,6 +40,7 @@ from .forms import UploadForm
 from .history import DEFAULT_SORT
 from .history import HistoryFilters
 from .history import csv_export
+from .history import dataset_zip
 from .history import delete_owned
 from .history import filtered_query
 from .history import json_export
@@ -171,6 +173,7 @@ def result(prediction_id: int) -> ResponseReturnValue:
         share_url=share_url,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
+        label_choices=feedback.label_choices(),
     )
 
 
@@ -197,6 +200,7 @@ def results() -> ResponseReturnValue:
         predictions=predictions,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
+        label_choices=feedback.label_choices(),
     )
 
 
@@ -245,6 +249,23 @@ def delete(prediction_id: int) -> ResponseReturnValue:
     return redirect(safe_next_url(request.form.get("next")) or url_for("web.history"))
 
 
+@bp.route(PREDICTION + "/feedback", methods=["POST"])
+@login_required
+def set_feedback(prediction_id: int) -> ResponseReturnValue:
+    """Right, wrong (with the right label) or clear: a plain form post gets a
+    redirect back; the page script asks for JSON and stays on the page."""
+    prediction = owned_prediction(current_user, prediction_id) or abort(404)
+    feedback.apply(prediction, feedback.verdict_from_form(request.form))
+    message = feedback.describe(prediction)
+    # Not wants_json(): every /predictions/... path starts with "/predict".
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if best == "application/json":
+        return jsonify(feedback=prediction.feedback_dict(), message=message)
+    flash(f"{prediction.filename}: {message}", "success")
+    target = safe_next_url(request.form.get("next"))
+    return redirect(target or url_for("web.result", prediction_id=prediction.id))
+
+
 # --------------------------------------------------------------------------
 # History
 
@@ -261,6 +282,7 @@ def _history_filters() -> tuple[HistoryFilterForm, HistoryFilters, bool]:
         start=form.start.data if not form.start.errors else None,
         end=form.end.data if not (form.end.errors or form.start.errors) else None,
         sort=form.sort.data if not form.sort.errors else DEFAULT_SORT,
+        review=form.review.data if not form.review.errors else "",
     )
     return form, filters, valid
 
@@ -320,6 +342,22 @@ def export_history(fmt: str) -> ResponseReturnValue:
     response = Response(stream_with_context(body), content_type=EXPORT_TYPES[fmt])
     response.headers["Content-Disposition"] = (
         f'attachment; filename="snapclass-history-{stamp}.{fmt}"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/history/dataset.zip")
+@login_required
+def export_dataset() -> ResponseReturnValue:
+    """The (filtered) history's thumbnails and labels as a ZIP, streamed."""
+    _, filters, _ = _history_filters()
+    body = dataset_zip(filtered_query(current_user, filters))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    response = Response(stream_with_context(body), content_type="application/zip")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="snapclass-dataset-{stamp}.zip"'
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"

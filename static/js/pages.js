@@ -5,6 +5,8 @@
  * confirmation before several predictions are deleted (without this script
  * the checkboxes and the Delete selected button work as a plain form).
  * Result: a Copy button for the public link.
+ * Results: "Right?" answers are sent with fetch (X-CSRFToken), so the page
+ * stays put; without this script they are plain form posts.
  */
 (() => {
   'use strict';
@@ -75,6 +77,59 @@
     }
   }
 
+  function csrfToken(form) {
+    const field = form.querySelector('input[name="csrf_token"]');
+    return field ? field.value : '';
+  }
+
+  function showFeedback(group, body) {
+    const fb = body.feedback;
+    group.dataset.state = fb === null ? 'unreviewed' : fb.correct ? 'confirmed' : 'corrected';
+    const status = group.querySelector('.feedback-status');
+    if (status) status.textContent = body.message;
+    const clear = group.querySelector('.feedback-clear');
+    if (clear) clear.hidden = fb === null;
+    const field = group.querySelector('input[name="label"]');
+    if (field) field.value = fb && !fb.correct ? fb.label : '';
+  }
+
+  async function sendFeedback(group, form) {
+    const status = group.querySelector('.feedback-status');
+    const buttons = group.querySelectorAll('button');
+    for (const button of buttons) button.disabled = true;
+    try {
+      const response = await fetch(form.action, {
+        method: 'POST',
+        body: new FormData(form),
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json', 'X-CSRFToken': csrfToken(form) },
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) {
+        showFeedback(group, body);
+      } else if (status) {
+        status.textContent = (body.error && body.error.message) || `Not saved (HTTP ${response.status}).`;
+      }
+    } catch (err) {
+      if (status) status.textContent = 'Not saved: the server could not be reached. Try again.';
+    } finally {
+      for (const button of buttons) button.disabled = false;
+    }
+  }
+
+  function enhanceFeedback() {
+    for (const group of document.querySelectorAll('[data-feedback]')) {
+      for (const form of group.querySelectorAll('form')) {
+        form.addEventListener('submit', (event) => {
+          if (typeof fetch === 'undefined') return; // a plain form post
+          event.preventDefault();
+          sendFeedback(group, form);
+        });
+      }
+    }
+  }
+
   enhanceBulkDelete();
   enhanceCopyButtons();
+  enhanceFeedback();
 })();
