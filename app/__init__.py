@@ -116,11 +116,13 @@ def register_blueprints(app: Flask) -> None:
     from . import admin
     from . import api
     from . import auth
+    from . import batches
     from . import openapi
     from . import web
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(batches.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(openapi.bp)

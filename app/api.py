@@ -12,6 +12,8 @@ from flask_login import current_user
 
 from . import feedback
 from . import ratelimits
+from .batches import batch_for_upload
+from .batches import create_batch
 from .database import schema_problem
 from .database import write_problem
 from .errors import error_response
@@ -76,10 +78,16 @@ def predict():
         maximum=1.0,
         example="0.5",
     )
+    batch_id = batch_for_upload(current_user, request.values.get("batch_id"))
     uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
     classifier = model_service().ready_classifier()
     outcome = classify_and_store(
-        classifier, current_user, uploads, top_k, use_cache=config["RESULT_CACHE"]
+        classifier,
+        current_user,
+        uploads,
+        top_k,
+        use_cache=config["RESULT_CACHE"],
+        batch_id=batch_id,
     )
     results = []
     for row in outcome.rows:
@@ -172,6 +180,19 @@ def delete_feedback(prediction_id: int):
         return _not_found()
     feedback.apply(prediction, feedback.CLEAR)
     return "", 204
+
+
+@bp.route("/api/batches", methods=["POST"])
+def post_batch():
+    """Start a named batch; send its id as ``batch_id`` with each /predict."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise BadParameter("json", 'Send a JSON object such as {"name": "Holiday"}.')
+    batch = create_batch(current_user, body.get("name"))
+    response = jsonify(
+        {**batch.as_dict(), "url": url_for("batches.show", batch_id=batch.id)}
+    )
+    return response, 201
 
 
 def json_body() -> object:

@@ -33,6 +33,7 @@ from .history import REVIEWS
 from .history import SORTS
 from .history import retention_label
 from .models import User
+from .params import MAX_ID
 from .params import is_ascii_integer
 from .passwords import password_problem
 
@@ -158,6 +159,8 @@ class HistoryFilterForm(FlaskForm):
         choices=[SelectChoice(key, label) for key, (label, _) in SORTS.items()],
         default=DEFAULT_SORT,
     )
+    # Set by the links of a batch's page (no field is shown for it).
+    batch = WholeNumberField("Batch", validators=[Optional(), NumberRange(1, MAX_ID)])
     review = SelectField(
         "Review",
         choices=[SelectChoice(key, label) for key, (label, _) in REVIEWS.items()],

@@ -80,6 +80,7 @@ class HistoryFilters:
     end: date | None = None
     sort: str = DEFAULT_SORT
     review: str = ""
+    batch: int | None = None
 
     def args(self) -> dict[str, str]:
         """Query-string arguments that reproduce these filters (for links)."""
@@ -94,11 +95,13 @@ class HistoryFilters:
             args["sort"] = self.sort
         if self.review:
             args["review"] = self.review
+        if self.batch:
+            args["batch"] = str(self.batch)
         return args
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.start or self.end or self.review)
+        return bool(self.q or self.start or self.end or self.review or self.batch)
 
 
 def day_start(day: date) -> datetime:
@@ -119,6 +122,8 @@ def filtered_query(user: User, filters: HistoryFilters) -> sa.Select:
         # The end date is inclusive: everything before the next midnight (UTC).
         next_day = day_start(filters.end) + timedelta(days=1)
         query = query.where(Prediction.created_at < next_day)
+    if filters.batch:
+        query = query.where(Prediction.batch_id == filters.batch)
     _, review = REVIEWS.get(filters.review, REVIEWS[""])
     if review is not None:
         query = query.where(review)

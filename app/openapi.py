@@ -202,6 +202,56 @@ SCHEMAS: dict[str, dict] = {
             "timing_ms": ref("Timing"),
             "cached": {"type": "boolean"},
             "created_at": {"type": "string", "format": "date-time"},
+            "feedback": {"oneOf": [ref("Feedback"), {"type": "null"}]},
+            "batch_id": {"type": ["integer", "null"]},
+        },
+    },
+    "Feedback": {
+        "type": "object",
+        "description": "What the owner said about the top label: right "
+        "(`correct: true`, `label` is the predicted one) or corrected to `label`.",
+        "required": ["correct", "label", "updated_at"],
+        "properties": {
+            "correct": {"type": "boolean"},
+            "label": {"type": "string", "maxLength": 128},
+            "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "FeedbackRequest": {
+        "type": "object",
+        "required": ["correct"],
+        "properties": {
+            "correct": {"type": "boolean"},
+            "label": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "description": "The right label when `correct` is false: an "
+                "ImageNet name such as `tabby`, or free text. Blanks are "
+                "collapsed; control characters are refused.",
+            },
+        },
+        "examples": [{"correct": True}, {"correct": False, "label": "tabby"}],
+    },
+    "BatchRequest": {
+        "type": "object",
+        "properties": {
+            "name": {
+                "type": ["string", "null"],
+                "maxLength": 100,
+                "description": "Empty or missing: `Upload <date time> UTC`.",
+            }
+        },
+        "examples": [{"name": "Holiday 2026"}],
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["id", "name", "created_at", "url"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "created_at": {"type": "string", "format": "date-time"},
+            "url": {"type": "string", "description": "The batch's page."},
         },
     },
     "PredictionPage": {
@@ -279,6 +329,13 @@ PATHS: dict[str, dict] = {
                     "schema": {"type": "number", "minimum": 0, "maximum": 1},
                 },
                 {
+                    "name": "batch_id",
+                    "in": "query",
+                    "description": "Add the images to this batch of yours "
+                    "(from `POST /api/batches`; also a form field).",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+                },
+                {
                     "name": "filename",
                     "in": "query",
                     "description": "Name to store for a raw-body upload.",
@@ -312,6 +369,11 @@ PATHS: dict[str, dict] = {
                                     "minimum": 0,
                                     "maximum": 1,
                                 },
+                                "batch_id": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": 2147483647,
+                                },
                             },
                         }
                     },
@@ -334,7 +396,8 @@ PATHS: dict[str, dict] = {
                 },
                 "400": error(
                     "`no_file`, `invalid_image`, `invalid_top_k`, "
-                    "`invalid_min_confidence`, `too_many_files`, `csrf_failed`."
+                    "`invalid_min_confidence`, `too_many_files`, `csrf_failed`, "
+                    "`invalid_batch_id` (not a number, or not a batch of yours)."
                 ),
                 "401": UNAUTHORIZED,
                 "413": error(
@@ -405,6 +468,70 @@ PATHS: dict[str, dict] = {
                 "404": NOT_FOUND,
             },
         },
+    },
+    "/api/predictions/{prediction_id}/feedback": {
+        "put": {
+            "operationId": "putFeedback",
+            "summary": "Confirm or correct a prediction",
+            "description": '`{"correct": true}` confirms the top label; '
+            '`{"correct": false, "label": "tabby"}` corrects it. Sending '
+            "again changes it; correcting to the predicted label is a "
+            "confirmation. Signed-in browsers send `X-CSRFToken`.",
+            "parameters": [PREDICTION_ID],
+            "requestBody": {
+                "required": True,
+                "content": json_body(ref("FeedbackRequest")),
+            },
+            "responses": {
+                "200": {
+                    "description": "The prediction, with its feedback.",
+                    "content": json_body(ref("Prediction")),
+                },
+                "400": error(
+                    "Not a JSON object (`invalid_json`), `correct` not a boolean "
+                    "(`invalid_correct`), a missing, empty, too long or "
+                    "unexpected label (`invalid_label`), or `csrf_failed`."
+                ),
+                "401": UNAUTHORIZED,
+                "404": NOT_FOUND,
+            },
+        },
+        "delete": {
+            "operationId": "deleteFeedback",
+            "summary": "Clear a prediction's feedback",
+            "parameters": [PREDICTION_ID],
+            "responses": {
+                "204": {"description": "Cleared: not reviewed again."},
+                "400": error("`csrf_failed` (signed-in browsers)."),
+                "401": UNAUTHORIZED,
+                "404": NOT_FOUND,
+            },
+        },
+    },
+    "/api/batches": {
+        "post": {
+            "operationId": "createBatch",
+            "summary": "Start a named batch",
+            "description": "A batch groups the images of one upload (a folder, "
+            "say) under a name, with its own page. Send its `id` as `batch_id` "
+            "with each `/predict`; only you can add to it.",
+            "requestBody": {
+                "required": True,
+                "content": json_body(ref("BatchRequest")),
+            },
+            "responses": {
+                "201": {
+                    "description": "The new, empty batch.",
+                    "content": json_body(ref("Batch")),
+                },
+                "400": error(
+                    "Not a JSON object (`invalid_json`), a name that is not a "
+                    "string, too long or with control characters "
+                    "(`invalid_name`), or `csrf_failed`."
+                ),
+                "401": UNAUTHORIZED,
+            },
+        }
     },
     "/api/system": {
         "get": {

@@ -47,6 +47,7 @@ def classify_and_store(
     top_k: int,
     *,
     use_cache: bool = True,
+    batch_id: int | None = None,
 ) -> ClassifyOutcome:
     """Classify every upload and store one history row each, in upload order.
 
@@ -82,6 +83,7 @@ def classify_and_store(
             weights=info.weights,
             backend=info.backend,
             model_fingerprint=classifier.fingerprint or "",
+            batch_id=batch_id,
         )
         if digest in hits:
             copy_cached_result(row, hits[digest], top_k)

@@ -26,6 +26,7 @@ from flask_login import login_required
 
 from . import feedback
 from . import metrics
+from .batches import recent_batches
 from .errors import error_response
 from .errors import inference_error_parts
 from .errors import wants_json
@@ -49,6 +50,7 @@ from .history import retention_label
 from .inference import InferenceError
 from .model_service import model_service
 from .models import ApiToken
+from .models import Batch
 from .models import Prediction
 from .models import User
 from .models import UserSession
@@ -283,6 +285,7 @@ def _history_filters() -> tuple[HistoryFilterForm, HistoryFilters, bool]:
         end=form.end.data if not (form.end.errors or form.start.errors) else None,
         sort=form.sort.data if not form.sort.errors else DEFAULT_SORT,
         review=form.review.data if not form.review.errors else "",
+        batch=form.batch.data if not form.batch.errors else None,
     )
     return form, filters, valid
 
@@ -306,6 +309,7 @@ def history() -> ResponseReturnValue:
         filters=filters,
         min_confidence=current_min_confidence(),
         retention=retention_label(current_user.history_retention_days),
+        batches=recent_batches(current_user),
     )
     return html, 200 if valid else 400
 
@@ -515,7 +519,7 @@ def delete_account() -> ResponseReturnValue:
         return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
     user_id = current_user.id
     # One transaction: either everything goes, or nothing does.
-    for model in (Prediction, ApiToken, UserSession):
+    for model in (Prediction, Batch, ApiToken, UserSession):
         db.session.execute(sa.delete(model).where(model.user_id == user_id))
     db.session.execute(sa.delete(User).where(User.id == user_id))
     db.session.commit()

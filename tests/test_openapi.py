@@ -297,3 +297,23 @@ def failure_summary(output: str) -> list[str]:
     """The lines of a Schemathesis report that say what failed and how to replay."""
     wanted = re.compile(r"_{5,} .* _{5,}|ST\d{3} |Received:|Documented:|curl |Seed:")
     return [line.strip()[:400] for line in output.splitlines() if wanted.search(line)]
+
+
+def test_feedback_responses_match_the_schema(client, token):
+    posted = client.post(
+        "/predict",
+        headers=bearer(token),
+        **multipart(("f.jpg", make_image_bytes("JPEG", color=(9, 60, 90)))),
+    ).get_json()
+    path = f"/api/predictions/{posted['results'][0]['id']}/feedback"
+    item = "/api/predictions/{prediction_id}/feedback"
+    for body in ({"correct": True}, {"correct": False, "label": "tabby cat"}):
+        one = check(client.put(path, json=body, headers=bearer(token)), item, "PUT")
+        assert one["feedback"]["correct"] is body["correct"]
+    check(client.put(path, json={"correct": 1}, headers=bearer(token)), item, "PUT")
+    check(client.put(path, json={"correct": True}), item, "PUT")  # 401
+    response = client.delete(path, headers=bearer(token))
+    assert response.status_code == 204
+    check(response, item, "DELETE")
+    missing = "/api/predictions/999999/feedback"
+    check(client.delete(missing, headers=bearer(token)), item, "DELETE")

@@ -1,0 +1,186 @@
+"""Batches: a named upload of many photos (a folder), with its own page.
+
+The upload page's script creates the batch (``POST /api/batches``), then sends
+the photos to ``/predict`` in requests of MAX_FILES_PER_REQUEST, each with the
+batch's id. A user only ever adds to, sees or deletes their own batches:
+another user's batch id is a 404, like a missing one.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import sqlalchemy as sa
+from flask import Blueprint
+from flask import abort
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_login import login_required
+
+from .extensions import db
+from .forms import ConfirmForm
+from .history import HistoryFilters
+from .history import within_retention
+from .models import MAX_BATCH_NAME
+from .models import Batch
+from .models import Prediction
+from .models import User
+from .models import utcnow
+from .params import MAX_ID
+from .params import BadParameter
+from .params import parse_int
+
+bp = Blueprint("batches", __name__)
+
+# The batch page shows this many photos; the exports have them all.
+PAGE_LIMIT = 500
+# The history page lists this many recent batches.
+RECENT_BATCHES = 10
+
+
+def clean_name(value: object) -> str:
+    """A batch name: blanks collapsed, at most MAX_BATCH_NAME characters, no
+    control characters; empty means "Upload <date and time>"."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise BadParameter("name", "name must be a string.")
+    name = " ".join(value.split())
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise BadParameter("name", "The batch name contains control characters.")
+    if len(name) > MAX_BATCH_NAME:
+        raise BadParameter(
+            "name", f"The batch name is longer than {MAX_BATCH_NAME} characters."
+        )
+    return name or utcnow().strftime("Upload %Y-%m-%d %H:%M UTC")
+
+
+def create_batch(user: User, name: object) -> Batch:
+    batch = Batch(user_id=user.id, name=clean_name(name))
+    db.session.add(batch)
+    db.session.commit()
+    return batch
+
+
+def owned_batch(user: User, batch_id: int) -> Batch | None:
+    if not 0 < batch_id <= MAX_ID:
+        return None
+    return db.session.scalar(
+        sa.select(Batch).where(Batch.id == batch_id, Batch.user_id == user.id)
+    )
+
+
+def batch_for_upload(user: User, value: object) -> int | None:
+    """The ``batch_id`` an upload names, checked to be the user's own batch."""
+    batch_id = parse_int(value, "batch_id", minimum=1)
+    if batch_id is None:
+        return None
+    if owned_batch(user, batch_id) is None:
+        raise BadParameter("batch_id", "No such batch: create it first.")
+    return batch_id
+
+
+def recent_batches(user: User, limit: int = RECENT_BATCHES) -> list[tuple[Batch, int]]:
+    """The user's latest batches with how many photos each holds."""
+    count = sa.func.count(Prediction.id)
+    rows = db.session.execute(
+        sa.select(Batch, count)
+        .outerjoin(
+            Prediction,
+            sa.and_(Prediction.batch_id == Batch.id, *within_retention(user)),
+        )
+        .where(Batch.user_id == user.id)
+        .group_by(Batch.id)
+        .order_by(Batch.created_at.desc(), Batch.id.desc())
+        .limit(limit)
+    ).all()
+    return [(batch, n) for batch, n in rows]
+
+
+def batch_rows(user: User, batch: Batch, min_confidence: float) -> list[Prediction]:
+    """The batch's photos, "not sure" ones first (least confident first), then
+    the rest in upload order."""
+    unsure = sa.case((Prediction.top_score < min_confidence, 0), else_=1)
+    return db.session.scalars(
+        sa.select(Prediction)
+        .where(
+            Prediction.batch_id == batch.id,
+            Prediction.user_id == user.id,
+            *within_retention(user),
+        )
+        .order_by(unsure, sa.case((unsure == 0, Prediction.top_score)), Prediction.id)
+        .limit(PAGE_LIMIT)
+    ).all()
+
+
+def label_counts(user: User, batch: Batch) -> list[tuple[str, int]]:
+    count = sa.func.count(Prediction.id)
+    rows = db.session.execute(
+        sa.select(Prediction.top_label, count)
+        .where(
+            Prediction.batch_id == batch.id,
+            Prediction.user_id == user.id,
+            *within_retention(user),
+        )
+        .group_by(Prediction.top_label)
+        .order_by(count.desc(), Prediction.top_label)
+    ).all()
+    return [(label, n) for label, n in rows]
+
+
+def delete_batch(user: User, batch: Batch) -> int:
+    """Delete the batch and its photos; returns how many photos went."""
+    result = db.session.execute(
+        sa.delete(Prediction).where(
+            Prediction.batch_id == batch.id, Prediction.user_id == user.id
+        )
+    )
+    db.session.delete(batch)
+    db.session.commit()
+    return result.rowcount
+
+
+# --------------------------------------------------------------------------
+# Pages
+
+
+@bp.route("/batches/<id:batch_id>")
+@login_required
+def show(batch_id: int) -> ResponseReturnValue:
+    """One batch: label counts, the photos ("not sure" first), export, delete."""
+    from .web import current_min_confidence  # web imports this module
+
+    batch = owned_batch(current_user, batch_id) or abort(404)
+    min_confidence = current_min_confidence()
+    rows = batch_rows(current_user, batch, min_confidence)
+    counts = label_counts(current_user, batch)
+    return render_template(
+        "batches/show.html",
+        batch=batch,
+        rows=rows,
+        counts=counts,
+        total=sum(n for _, n in counts),
+        unsure=sum(1 for row in rows if row.top_score < min_confidence),
+        min_confidence=min_confidence,
+        export_args=HistoryFilters(batch=batch.id).args(),
+        delete_form=ConfirmForm(),
+        page_limit=PAGE_LIMIT,
+    )
+
+
+@bp.route("/batches/<id:batch_id>/delete", methods=["POST"])
+@login_required
+def delete(batch_id: int) -> ResponseReturnValue:
+    """Delete a batch and every photo in it."""
+    batch = owned_batch(current_user, batch_id) or abort(404)
+    name = batch.name
+    deleted = delete_batch(current_user, batch)
+    flash(
+        f"Deleted batch '{name}' and its {deleted} photo{'' if deleted == 1 else 's'}.",
+        "info",
+    )
+    return redirect(url_for("web.history"))
