@@ -9,6 +9,14 @@
  * while the model works. The chosen files are also copied back into the
  * <input type="file"> (via DataTransfer) so a plain submit still sends them.
  *
+ * More photos than one request may carry (MAX_FILES_PER_REQUEST, from the
+ * form's data-max-files), or a folder (the folder picker or a dropped folder),
+ * are sent as a named batch: the script creates the batch, then posts the
+ * photos to /predict a request at a time, with one progress bar for them all.
+ * It waits as long as Retry-After says on 429 and 503 and sends again, can be
+ * paused and cancelled, skips what is not an image (saying why), and ends
+ * with a summary and a link to the batch's page.
+ *
  * Previews are drawn on a <canvas> from createImageBitmap(): no blob: or
  * data: URLs, so a Content-Security-Policy of default-src 'self' holds, and
  * the browser applies the photo's EXIF orientation as the server does.
@@ -40,6 +48,13 @@
   // Room for the multipart boundaries and headers around each file.
   const PART_OVERHEAD = 512;
   const PREVIEW_SIZE = 240;
+  // Previews drawn at most; a folder of hundreds shows these and a count.
+  const PREVIEW_LIMIT = 24;
+  // A bound on one selection, far above any folder people send at once.
+  const MAX_CHOSEN = 5000;
+  // Waits for 429/503 before a request is given up (Cancel stops sooner).
+  const MAX_WAITS = 60;
+  const NETWORK_RETRIES = 3;
 
   const positiveInt = (value, fallback) => {
     const n = Number.parseInt(value, 10);
@@ -48,6 +63,15 @@
   const maxBytes = positiveInt(form.dataset.maxBytes, 10 * 1024 * 1024);
   const maxFiles = positiveInt(form.dataset.maxFiles, 16);
   const maxPixels = positiveInt(form.dataset.maxPixels, 40000000);
+  const predictUrl = form.dataset.predictUrl || '/predict';
+  const batchesUrl = form.dataset.batchesUrl || '/api/batches';
+  const folderInput = document.getElementById('folder-input');
+  const cameraInput = document.getElementById('camera-input');
+  const batchName = document.getElementById('batch-name');
+  const batchControls = document.getElementById('batch-controls');
+  const pauseButton = document.getElementById('pause-button');
+  const cancelButton = document.getElementById('cancel-button');
+  const summary = document.getElementById('upload-summary');
 
   const canSync = (() => {
     try {
@@ -64,6 +88,12 @@
   let nextId = 0;
   let pasteCount = 0;
   let busy = false;
+  // The folder a selection came from, for the batch's default name.
+  let folderName = '';
+  // Files a folder held that are not photos: [{name, reason}].
+  let skipped = [];
+  /** The running batch upload: paused, cancelled, and what wakes a wait. */
+  let run = null;
 
   function formatBytes(bytes) {
     if (bytes < 1024) return `${bytes} B`;
@@ -144,10 +174,11 @@
       const problem = problemWith(file);
       if (problem) {
         errors.push(problem);
+        skipped.push({ name: file.name, reason: problem });
       } else if (chosen.some((entry) => sameFile(entry.file, file))) {
         continue; // chosen twice: keep one copy
-      } else if (chosen.length >= maxFiles) {
-        errors.push(`At most ${maxFiles} photos per upload: ${file.name} was left out.`);
+      } else if (chosen.length >= MAX_CHOSEN) {
+        errors.push(`At most ${MAX_CHOSEN} photos at once: ${file.name} was left out.`);
       } else {
         chosen.push({ file, id: nextId++ });
         added += 1;
@@ -155,7 +186,10 @@
     }
     sync();
     render();
-    showErrors(errors);
+    // A folder may hold many other files: list ten, count the rest.
+    const shown = errors.slice(0, 10);
+    if (errors.length > shown.length) shown.push(`…and ${errors.length - shown.length} more skipped.`);
+    showErrors(shown);
     if (added) announce(`${plural(added, 'photo')} added; ${chosen.length} chosen.`);
   }
 
@@ -181,6 +215,8 @@
     const dt = new DataTransfer();
     for (const entry of chosen) dt.items.add(entry.file);
     input.files = dt.files;
+    // The folder and camera inputs' files are in the list now: not twice.
+    for (const other of [folderInput, cameraInput]) if (other) other.value = '';
   }
 
   /** Draw a preview of the photo (EXIF orientation applied) and check its size. */
@@ -221,7 +257,7 @@
   }
 
   function render() {
-    const items = chosen.map((entry) => {
+    const items = chosen.slice(0, PREVIEW_LIMIT).map((entry) => {
       const item = document.createElement('li');
       item.className = 'preview';
 
@@ -251,6 +287,12 @@
       drawPreview(entry, holder);
       return item;
     });
+    if (chosen.length > PREVIEW_LIMIT) {
+      const more = document.createElement('li');
+      more.className = 'preview-more';
+      more.textContent = `…and ${plural(chosen.length - PREVIEW_LIMIT, 'more photo')} (${chosen.length} in all).`;
+      items.push(more);
+    }
     previews.replaceChildren(...items);
   }
 
@@ -349,6 +391,12 @@
       return;
     }
     const files = canSync ? chosen.map((entry) => entry.file) : Array.from(input.files || []);
+    if (canSync && needsBatch(files)) {
+      event.preventDefault();
+      showErrors([]);
+      sendBatch(files);
+      return;
+    }
     const errors = problemsWithRequest(files);
     if (errors.length) {
       event.preventDefault();
@@ -364,6 +412,259 @@
     event.preventDefault();
     sendInBackground(files);
   });
+
+  // ------------------------------------------------------------------------
+  // Batches: many photos, a request at a time
+
+  const requestBytes = (files) => files.reduce((sum, file) => sum + file.size + PART_OVERHEAD, 0);
+
+  /** More than one request's worth, or a folder: send as a batch. */
+  function needsBatch(files) {
+    if (!files.length) return false;
+    return Boolean(folderName) || files.length > maxFiles || (files.length > 1 && requestBytes(files) > maxBytes);
+  }
+
+  /** Requests of at most maxFiles photos and maxBytes each, in order. */
+  function chunksOf(files) {
+    const chunks = [];
+    let current = [];
+    for (const file of files) {
+      if (current.length && (current.length >= maxFiles || requestBytes(current.concat(file)) > maxBytes)) {
+        chunks.push(current);
+        current = [];
+      }
+      current.push(file);
+    }
+    if (current.length) chunks.push(current);
+    return chunks;
+  }
+
+  function csrfToken() {
+    const field = form.querySelector('input[name="csrf_token"]');
+    return field ? field.value : '';
+  }
+
+  /** Milliseconds to wait from a Retry-After header (seconds or a date). */
+  function retryDelay(response, attempt) {
+    const header = (response && response.headers.get('Retry-After')) || '';
+    let ms = NaN;
+    if (/^\d+$/.test(header.trim())) ms = Number(header.trim()) * 1000;
+    else if (header) ms = Date.parse(header) - Date.now();
+    if (!Number.isFinite(ms)) ms = Math.min(30000, 1000 * 2 ** attempt);
+    return Math.min(Math.max(ms, 250), 120000);
+  }
+
+  /** Wait ``ms``, and longer while paused; returns early when cancelled. */
+  function sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        run.wake = null;
+        resolve();
+      }
+      run.wake = done;
+    });
+  }
+
+  async function whilePaused() {
+    while (run.paused && !run.cancelled) await sleep(60000);
+  }
+
+  async function createBatch() {
+    const name = (batchName && batchName.value.trim()) || folderName;
+    const response = await fetch(batchesUrl, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRFToken': csrfToken() },
+      body: JSON.stringify({ name }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error((body.error && body.error.message) || `HTTP ${response.status}`);
+    return body;
+  }
+
+  /** Send one request's photos until it is answered. Returns {ok}, {refused,
+   * message} (the server refused an image: nothing of the request was
+   * stored), {fatal, message} or {cancelled}. */
+  async function sendChunk(chunk, batchId) {
+    let waits = 0;
+    let failures = 0;
+    for (;;) {
+      await whilePaused();
+      if (run.cancelled) return { cancelled: true };
+      const data = new FormData();
+      for (const file of chunk) data.append('image', file, file.name);
+      data.append('batch_id', String(batchId));
+      run.controller = new AbortController();
+      let response;
+      try {
+        response = await fetch(predictUrl, {
+          method: 'POST',
+          body: data,
+          credentials: 'same-origin',
+          headers: { Accept: 'application/json', 'X-CSRFToken': csrfToken() },
+          signal: run.controller.signal,
+        });
+      } catch (err) {
+        if (run.cancelled) return { cancelled: true };
+        failures += 1;
+        if (failures > NETWORK_RETRIES) {
+          return { fatal: true, message: 'The server could not be reached. Check your connection and try again.' };
+        }
+        await sleep(retryDelay(null, failures));
+        continue;
+      }
+      if (response.ok) {
+        await response.json().catch(() => ({}));
+        return { ok: true };
+      }
+      if (response.status === 429 || response.status === 503) {
+        waits += 1;
+        run.waits += 1;
+        if (waits > MAX_WAITS) return { fatal: true, message: 'The server stayed busy; try again later.' };
+        const ms = retryDelay(response, waits);
+        showBatchProgress(`Server busy: waiting ${Math.ceil(ms / 1000)} s as it asks…`);
+        await sleep(ms);
+        continue;
+      }
+      const body = await response.json().catch(() => ({}));
+      const error = body.error || {};
+      const message = error.message || `HTTP ${response.status}`;
+      const imageProblem = [400, 413, 415].includes(response.status) &&
+        !['csrf_failed', 'invalid_batch_id', 'too_many_files', 'payload_too_large'].includes(error.code);
+      if (imageProblem && error.code) return { refused: true, message };
+      return { fatal: true, message };
+    }
+  }
+
+  function showBatchProgress(note) {
+    const { total, done } = run;
+    const handled = done + run.skipped.length;
+    const seconds = (performance.now() - run.started) / 1000;
+    const rate = seconds > 0 ? done / seconds : 0;
+    const left = rate > 0 ? Math.ceil((total - handled) / rate) : null;
+    let text = `${done} of ${total} photos classified`;
+    if (run.skipped.length) text += `, ${run.skipped.length} skipped`;
+    if (rate > 0) text += ` · ${rate.toFixed(1)} photos/s`;
+    if (left !== null && handled < total) text += ` · about ${left} s left`;
+    if (run.paused) text += ' · paused';
+    if (note) text += ` · ${note}`;
+    setProgress(total ? Math.round((handled / total) * 100) : 100, text);
+  }
+
+  function showSummary(batch, stopped) {
+    const { total, done } = run;
+    const parts = [`${plural(done, 'photo')} of ${total} classified`];
+    if (run.skipped.length) parts.push(`${run.skipped.length} skipped`);
+    if (run.waits) parts.push(`${plural(run.waits, 'wait')} for a busy server, sent again`);
+    let text = parts.join(', ') + '.';
+    if (stopped) text = `${stopped} ${text}`;
+    const heading = document.getElementById('upload-summary-heading');
+    if (heading) heading.textContent = stopped ? 'Upload stopped' : 'Upload finished';
+    document.getElementById('upload-summary-text').textContent = text;
+    const list = document.getElementById('upload-summary-skipped');
+    list.replaceChildren(...run.skipped.map(({ name, reason }) => {
+      const item = document.createElement('li');
+      item.textContent = reason.startsWith(name) ? reason : `${name}: ${reason}`;
+      return item;
+    }));
+    const link = document.getElementById('upload-summary-link');
+    if (batch) {
+      link.href = batch.url;
+      link.textContent = `Open the batch “${batch.name}”`;
+      link.hidden = false;
+    } else {
+      link.hidden = true;
+    }
+    summary.hidden = false;
+    summary.focus();
+    announce(`${heading ? heading.textContent : 'Upload finished'}. ${text}`);
+  }
+
+  function endBatch() {
+    if (batchControls) batchControls.hidden = true;
+    chosen = [];
+    skipped = [];
+    folderName = '';
+    sync();
+    render();
+    setBusy(false);
+  }
+
+  async function sendBatch(files) {
+    run = {
+      total: files.length + skipped.length, done: 0, skipped: skipped.slice(), waits: 0,
+      started: performance.now(), paused: false, cancelled: false, wake: null, controller: null,
+    };
+    if (summary) summary.hidden = true;
+    setBusy(true);
+    if (batchControls) batchControls.hidden = false;
+    if (pauseButton) {
+      pauseButton.disabled = false;
+      pauseButton.textContent = 'Pause';
+      pauseButton.setAttribute('aria-pressed', 'false');
+    }
+    if (cancelButton) cancelButton.disabled = false;
+    announce(`Sending ${plural(files.length, 'photo')}, ${maxFiles} at a time…`);
+    let batch = null;
+    try {
+      batch = await createBatch();
+    } catch (err) {
+      endBatch();
+      showErrors([`The batch could not be created: ${err.message}`]);
+      if (errorBox) errorBox.focus();
+      return;
+    }
+    const queue = chunksOf(files);
+    let stopped = '';
+    showBatchProgress();
+    while (queue.length) {
+      const chunk = queue.shift();
+      const outcome = await sendChunk(chunk, batch.id);
+      if (outcome.cancelled) {
+        stopped = 'Cancelled: the photos sent before stay in the batch.';
+        break;
+      }
+      if (outcome.fatal) {
+        stopped = `Stopped: ${outcome.message}`;
+        break;
+      }
+      if (outcome.refused && chunk.length > 1) {
+        // One photo refuses its whole request: send those one by one.
+        queue.unshift(...chunk.map((file) => [file]));
+      } else if (outcome.refused) {
+        run.skipped.push({ name: chunk[0].name, reason: outcome.message });
+      } else {
+        run.done += chunk.length;
+      }
+      showBatchProgress();
+    }
+    endBatch();
+    showSummary(batch, stopped);
+    run = null;
+  }
+
+  if (pauseButton) {
+    pauseButton.addEventListener('click', () => {
+      if (!run) return;
+      run.paused = !run.paused;
+      pauseButton.textContent = run.paused ? 'Resume' : 'Pause';
+      pauseButton.setAttribute('aria-pressed', String(run.paused));
+      announce(run.paused ? 'Paused after the current request.' : 'Resumed.');
+      if (!run.paused && run.wake) run.wake();
+      showBatchProgress();
+    });
+  }
+  if (cancelButton) {
+    cancelButton.addEventListener('click', () => {
+      if (!run) return;
+      run.cancelled = true;
+      cancelButton.disabled = true;
+      if (run.controller) run.controller.abort();
+      if (run.wake) run.wake();
+    });
+  }
 
   // Coming back with the browser's Back button restores a page frozen mid-submit.
   window.addEventListener('pageshow', (event) => {
@@ -424,10 +725,52 @@
   zone.addEventListener('drop', (event) => {
     event.preventDefault();
     zone.classList.remove('drag-over');
-    if (event.dataTransfer && event.dataTransfer.files.length) {
+    if (!event.dataTransfer) return;
+    // Entries must be taken during the event: the list is emptied after it.
+    const entries = Array.from(event.dataTransfer.items || [])
+      .map((item) => (item.kind === 'file' && item.webkitGetAsEntry ? item.webkitGetAsEntry() : null));
+    if (entries.some((entry) => entry && entry.isDirectory)) {
+      const folder = entries.find((entry) => entry && entry.isDirectory);
+      announce('Reading the folder…');
+      Promise.all(entries.filter(Boolean).map(filesOf)).then((lists) => {
+        if (!folderName) folderName = folder.name;
+        addFiles(lists.flat());
+      });
+    } else if (event.dataTransfer.files.length) {
       addFiles(Array.from(event.dataTransfer.files));
     }
   });
+
+  /** Every file under a dropped entry (folders read to the end, in order). */
+  async function filesOf(entry) {
+    if (entry.isFile) {
+      return new Promise((resolve) => entry.file((file) => resolve([file]), () => resolve([])));
+    }
+    const reader = entry.createReader();
+    const children = [];
+    for (;;) {
+      // readEntries answers in pieces (100 at a time in Chromium) until empty.
+      const part = await new Promise((resolve) => reader.readEntries(resolve, () => resolve([])));
+      if (!part.length) break;
+      children.push(...part);
+    }
+    children.sort((a, b) => a.name.localeCompare(b.name));
+    const lists = await Promise.all(children.map(filesOf));
+    return lists.flat();
+  }
+
+  if (folderInput) {
+    folderInput.addEventListener('change', () => {
+      const files = Array.from(folderInput.files || []);
+      if (!files.length) return;
+      const path = files[0].webkitRelativePath || '';
+      if (!folderName) folderName = path.split('/')[0] || 'Folder';
+      addFiles(files);
+    });
+  }
+  if (cameraInput) {
+    cameraInput.addEventListener('change', () => addFiles(Array.from(cameraInput.files || [])));
+  }
 
   // A photo dropped beside the zone must not replace the page with the image.
   for (const type of ['dragover', 'drop']) {
