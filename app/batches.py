@@ -22,6 +22,7 @@ from flask_login import current_user
 from flask_login import login_required
 
 from .extensions import db
+from .feedback import label_choices
 from .forms import ConfirmForm
 from .history import HistoryFilters
 from .history import within_retention
@@ -169,6 +170,7 @@ def show(batch_id: int) -> ResponseReturnValue:
         export_args=HistoryFilters(batch=batch.id).args(),
         delete_form=ConfirmForm(),
         page_limit=PAGE_LIMIT,
+        label_choices=label_choices(),
     )
 
 

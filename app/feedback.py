@@ -23,12 +23,6 @@ from .models import Prediction
 from .models import utcnow
 from .params import BadParameter
 
-REVIEW_STATES = {
-    "confirmed": Prediction.feedback_correct.is_(True),
-    "corrected": Prediction.feedback_correct.is_(False),
-    "unreviewed": Prediction.feedback_correct.is_(None),
-}
-
 
 @dataclass(frozen=True)
 class Verdict:

@@ -55,6 +55,7 @@ from .models import Prediction
 from .models import User
 from .models import UserSession
 from .models import utcnow
+from .params import BadParameter
 from .params import parse_id_list
 from .params import parse_page
 from .passwords import verify_password
@@ -257,15 +258,24 @@ def set_feedback(prediction_id: int) -> ResponseReturnValue:
     """Right, wrong (with the right label) or clear: a plain form post gets a
     redirect back; the page script asks for JSON and stays on the page."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
-    feedback.apply(prediction, feedback.verdict_from_form(request.form))
-    message = feedback.describe(prediction)
     # Not wants_json(): every /predictions/... path starts with "/predict".
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    target = safe_next_url(request.form.get("next"))
+    target = target or url_for("web.result", prediction_id=prediction.id)
+    try:
+        verdict = feedback.verdict_from_form(request.form)
+    except BadParameter as exc:
+        if best == "application/json":
+            raise
+        # A plain form post goes back to its page, with the reason.
+        flash(exc.message, "error")
+        return redirect(target), 303
+    feedback.apply(prediction, verdict)
+    message = feedback.describe(prediction)
     if best == "application/json":
         return jsonify(feedback=prediction.feedback_dict(), message=message)
     flash(f"{prediction.filename}: {message}", "success")
-    target = safe_next_url(request.form.get("next"))
-    return redirect(target or url_for("web.result", prediction_id=prediction.id))
+    return redirect(target)
 
 
 # --------------------------------------------------------------------------

@@ -241,10 +241,24 @@ def test_fetch_gets_json(app, client, signed_in):
         {"verdict": "wrong", "label": "y" * 200},
     ],
 )
-def test_form_post_bad_input_is_400(app, client, signed_in, data):
+def test_form_post_bad_input_goes_back_with_the_reason(app, client, signed_in, data):
     pid = add_prediction(app, user_id(app))
-    assert form_post(client, signed_in, pid, **data).status_code == 400
+    response = form_post(client, signed_in, pid, **data)
+    assert response.status_code == 303
+    assert response.location == f"/predictions/{pid}"
+    page = client.get(response.location).get_data(as_text=True)
+    assert "flash-error" in page
     assert stored(app, pid).feedback_correct is None
+    fetched = client.post(
+        f"/predictions/{pid}/feedback",
+        data=data,
+        headers={
+            "Accept": "application/json",
+            "X-CSRFToken": signed_in.page_csrf_token(),
+        },
+    )
+    assert fetched.status_code == 400
+    assert fetched.get_json()["error"]["code"].startswith("invalid_")
 
 
 def test_form_post_without_csrf_or_by_others_is_refused(app, client, signed_in, auth):

@@ -108,7 +108,7 @@ def predictions_count(app) -> int:
         return db.session.scalar(sa.select(sa.func.count(Prediction.id)))
 
 
-@pytest.mark.parametrize("name", ["top_k", "min_confidence"])
+@pytest.mark.parametrize("name", ["top_k", "min_confidence", "batch_id"])
 @pytest.mark.parametrize("where", ["form", "query"])
 def test_predict_numbers(client, app, token, name, where):
     for value in WALK_VALUES:
@@ -190,6 +190,11 @@ def test_bulk_delete_ids(client, app, owner):
         ("GET", "/api/predictions/{}"),
         ("DELETE", "/api/predictions/{}"),
         ("POST", "/account/tokens/{}/revoke"),
+        ("POST", "/predictions/{}/feedback"),
+        ("PUT", "/api/predictions/{}/feedback"),
+        ("DELETE", "/api/predictions/{}/feedback"),
+        ("GET", "/batches/{}"),
+        ("POST", "/batches/{}/delete"),
     ],
 )
 def test_ids_in_urls(client, app, owner, method, template):
