@@ -9,6 +9,7 @@ history row. Screenshots (desktop and phone) go to ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 
 import pytest
@@ -249,6 +250,82 @@ def test_cancel_stops_the_upload_and_nothing_is_stored_twice(page, tmp_path):  #
     names = Counter(item["filename"] for item in own_predictions(page))
     assert 0 < sum(names.values()) < 40
     assert set(names.values()) == {1}
+    page.expected = []
+
+
+# A dropped folder as Chromium hands it over: FileSystemEntry objects whose
+# reader answers in pieces. (A script cannot build real ones.)
+DROP_FOLDER = """
+({name, count}) => {
+  const file = (i) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 8; canvas.height = 8;
+    return new Promise((resolve) => canvas.toBlob((blob) => resolve(
+      new File([blob], `dropped-${String(i).padStart(2, '0')}.png`, {type: 'image/png'})
+    )));
+  };
+  const fileEntry = (i) => ({isFile: true, isDirectory: false,
+    name: `dropped-${String(i).padStart(2, '0')}.png`,
+    file: (ok) => { file(i).then(ok); }});
+  const dirEntry = (dirName, children) => ({isFile: false, isDirectory: true,
+    name: dirName, createReader: () => {
+      let given = 0;
+      return {readEntries: (ok) => {
+        const part = children.slice(given, given + 5);  // in pieces, as Chromium
+        given += part.length;
+        setTimeout(() => ok(part));
+      }};
+    }});
+  const files = Array.from({length: count}, (_, i) => fileEntry(i));
+  const inner = dirEntry('inner', files.slice(count - 3));
+  const root = dirEntry(name, [...files.slice(0, count - 3), inner]);
+  const event = new Event('drop', {bubbles: true, cancelable: true});
+  Object.defineProperty(event, 'dataTransfer', {value: {
+    items: [{kind: 'file', webkitGetAsEntry: () => root}],
+    files: [], types: ['Files'],
+  }});
+  document.getElementById('drop-zone').dispatchEvent(event);
+}
+"""
+
+
+def test_a_dropped_folder_is_read_to_the_end_and_503_waits(page):  # noqa: F811
+    register(page)
+    seen: list[tuple[float, int]] = []
+    refused = []
+
+    def busy_once(route):
+        # The first request meets a busy server that asks for 2 s.
+        if not refused:
+            refused.append(True)
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "2", "Content-Type": "application/json"},
+                body='{"error": {"code": "overloaded", "message": "busy"}}',
+            )
+        else:
+            route.continue_()
+
+    page.page.route("**/predict", busy_once)
+    page.page.on(
+        "request",
+        lambda r: (
+            seen.append((time.monotonic(), 0)) if r.url.endswith("/predict") else None
+        ),
+    )
+    page.expected = [re.compile("status of 503")]
+    page.page.evaluate(DROP_FOLDER, {"name": "Dropped", "count": 12})
+    page.page.locator("#previews .preview").nth(11).wait_for()
+    page.page.get_by_role("button", name="Classify").click()
+    page.page.locator("#upload-summary").wait_for(timeout=120_000)
+    text = page.page.inner_text("#upload-summary-text")
+    assert text.startswith("12 photos of 12 classified"), text
+    assert "1 wait for a busy server" in text
+    assert seen[1][0] - seen[0][0] >= 1.9  # Retry-After: 2 was honoured
+    names = Counter(item["filename"] for item in own_predictions(page))
+    assert names == Counter(f"dropped-{i:02d}.png" for i in range(12))
+    page.page.get_by_role("link", name=re.compile("Open the batch")).click()
+    assert page.page.inner_text("h1") == "Dropped"
     page.expected = []
 
 
