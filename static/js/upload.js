@@ -454,21 +454,31 @@
     return Math.min(Math.max(ms, 250), 120000);
   }
 
-  /** Wait ``ms``, and longer while paused; returns early when cancelled. */
+  /** Wait ``ms``; only Cancel ends the wait sooner (Resume does not, so a
+   * Retry-After is always honoured). */
   function sleep(ms) {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
-        run.wake = null;
+        if (run.wake === done) run.wake = null;
         resolve();
       }
       run.wake = done;
     });
   }
 
+  /** Hold the next request while paused; Resume or Cancel lets it go. */
   async function whilePaused() {
-    while (run.paused && !run.cancelled) await sleep(60000);
+    while (run.paused && !run.cancelled) {
+      await new Promise((resolve) => { run.resume = resolve; });
+    }
+  }
+
+  function release(name) {
+    const wake = run[name];
+    run[name] = null;
+    if (wake) wake();
   }
 
   async function createBatch() {
@@ -541,7 +551,10 @@
   function showBatchProgress(note) {
     const { total, done } = run;
     const handled = done + run.skipped.length;
-    const seconds = (performance.now() - run.started) / 1000;
+    // Time spent paused does not count against the rate.
+    const now = performance.now();
+    const pausedMs = run.pausedMs + (run.paused ? now - run.pausedAt : 0);
+    const seconds = (now - run.started - pausedMs) / 1000;
     const rate = seconds > 0 ? done / seconds : 0;
     const left = rate > 0 ? Math.ceil((total - handled) / rate) : null;
     let text = `${done} of ${total} photos classified`;
@@ -595,7 +608,8 @@
   async function sendBatch(files) {
     run = {
       total: files.length + skipped.length, done: 0, skipped: skipped.slice(), waits: 0,
-      started: performance.now(), paused: false, cancelled: false, wake: null, controller: null,
+      started: performance.now(), paused: false, cancelled: false, wake: null, resume: null,
+      controller: null, pausedAt: 0, pausedMs: 0,
     };
     if (summary) summary.hidden = true;
     setBusy(true);
@@ -649,10 +663,12 @@
     pauseButton.addEventListener('click', () => {
       if (!run) return;
       run.paused = !run.paused;
+      if (run.paused) run.pausedAt = performance.now();
+      else run.pausedMs += performance.now() - run.pausedAt;
       pauseButton.textContent = run.paused ? 'Resume' : 'Pause';
       pauseButton.setAttribute('aria-pressed', String(run.paused));
       announce(run.paused ? 'Paused after the current request.' : 'Resumed.');
-      if (!run.paused && run.wake) run.wake();
+      if (!run.paused) release('resume');
       showBatchProgress();
     });
   }
@@ -662,7 +678,8 @@
       run.cancelled = true;
       cancelButton.disabled = true;
       if (run.controller) run.controller.abort();
-      if (run.wake) run.wake();
+      release('wake');
+      release('resume');
     });
   }
 
