@@ -103,7 +103,10 @@ def test_right_yes_and_correction_without_reload(page):  # noqa: F811
     p.evaluate("window.__samePage = true")
     status = p.locator(".feedback-status")
     assert status.inner_text() == "Not reviewed yet."
-    p.get_by_role("button", name=re.compile("^Yes")).click()
+    # Keyboard only: a focused Yes is pressed with Space.
+    yes = p.get_by_role("button", name=re.compile("^Yes"))
+    yes.focus()
+    p.keyboard.press("Space")
     p.wait_for_function(
         "() => document.querySelector('.feedback-status').textContent"
         ".startsWith('You confirmed')"
@@ -236,8 +239,10 @@ def test_cancel_stops_the_upload_and_nothing_is_stored_twice(page, tmp_path):  #
     register(page)
     folder = photo_folder(tmp_path, 40)
     page.expected = [re.compile("status of 429"), re.compile("ERR_ABORTED|aborted")]
-    page.page.locator("#folder-input").set_input_files(folder)
+    # Many files through the ordinary picker (not a folder), with a name.
+    page.page.locator("#image-input").set_input_files(sorted(folder.iterdir()))
     page.page.locator("#previews .preview-more").wait_for()
+    page.page.get_by_label("Batch name").fill("Picked by hand")
     page.page.get_by_role("button", name="Classify").click()
     page.page.wait_for_function(
         "() => /^[1-9]\\d* of 41/.test("
@@ -246,6 +251,8 @@ def test_cancel_stops_the_upload_and_nothing_is_stored_twice(page, tmp_path):  #
     page.page.get_by_role("button", name="Cancel").click()
     page.page.locator("#upload-summary").wait_for()
     assert page.page.text_content("#upload-summary-heading") == "Upload stopped"
+    link = page.page.get_by_role("link", name=re.compile("Open the batch"))
+    assert "Picked by hand" in link.inner_text()
     page.page.wait_for_timeout(1000)  # a request cut off may still be stored
     names = Counter(item["filename"] for item in own_predictions(page))
     assert 0 < sum(names.values()) < 40
