@@ -8,14 +8,18 @@ history row. Screenshots (desktop and phone) go to ``artifacts/screenshots/``.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
+import zipfile
 from collections import Counter
 
 import pytest
 
 from tests.conftest import make_image_bytes
 from tests.helpers_server import database_for_test
+from tests.helpers_server import flask_cli
 from tests.helpers_server import start_server
 from tests.test_browser import CHROMIUM
 from tests.test_browser import LABELS
@@ -134,6 +138,45 @@ def test_right_yes_and_correction_without_reload(page):  # noqa: F811
     page.goto("/history?review=unreviewed")
     assert p.locator(".history-item").count() == 1
     page.audit("31-history-review-filter.png")
+
+
+def test_dataset_zip_and_the_admin_agreement_figures(page, server):  # noqa: F811
+    username = register(page)
+    upload_via_picker(
+        page,
+        [
+            file_payload("one.jpg", jpeg(), "image/jpeg"),
+            file_payload("two.png", make_image_bytes("PNG"), "image/png"),
+        ],
+    )
+    p = page.page
+    p.get_by_role("button", name=re.compile("^Yes")).first.click()
+    field = p.get_by_label("No, it is").nth(1)
+    field.fill("red square")
+    field.press("Enter")
+    p.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.feedback-status'))"
+        ".every((s) => s.textContent.startsWith('You '))"
+    )
+    page.audit("38-results-feedback.png")
+
+    page.goto("/history?review=corrected")
+    assert p.locator(".history-item").count() == 1
+    with p.expect_download() as download:
+        p.get_by_role("link", name="Dataset (ZIP)").click()
+    archive = zipfile.ZipFile(io.BytesIO(download.value.path().read_bytes()))
+    rows = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+    assert [(r["filename"], r["corrected_label"]) for r in rows] == [
+        ("two.png", "red square")
+    ]
+    assert archive.read(rows[0]["file"]).startswith(b"\xff\xd8")
+
+    flask_cli(server.env, "set-admin", username)
+    page.goto("/admin")
+    agreement = p.inner_text("#feedback-agreement")
+    assert "1 confirmed, 1 corrected" in agreement
+    assert "red square" in p.inner_text("#feedback")
+    page.audit("39-admin-agreement.png")
 
 
 def test_right_works_without_javascript(new_page):  # noqa: F811
