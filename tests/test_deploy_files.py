@@ -256,6 +256,13 @@ def test_compose_replicas_share_secret_database_and_redis(compose):
     assert compose["services"]["migrate"]["command"] == ["flask", "db", "upgrade"]
 
 
+def test_compose_runs_the_image_read_only_with_tmp_writable(compose):
+    for name in ("app", "migrate"):
+        service = compose["services"][name]
+        assert service["read_only"] is True
+        assert "/tmp" in service["tmpfs"]
+
+
 def test_compose_trusts_only_its_own_network(compose):
     (subnet,) = [c["subnet"] for c in compose["networks"]["default"]["ipam"]["config"]]
     env = compose["services"]["app"]["environment"]
