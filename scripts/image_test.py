@@ -4,25 +4,27 @@ With whichever of docker (when its daemon answers) or podman is installed:
 
 1. builds the image (random weights: no download), under podman with
    ``--format docker`` so that the HEALTHCHECK is kept;
-2. runs it **alone**, as ``docker run -e MODEL_WEIGHTS=random snapclass`` would
-   (SQLite, migrated at start), on a loopback port: waits for ``/readyz``,
-   registers through the page (CSRF token from the form), creates an API token
-   on the account page, posts a photo with it and reads the prediction back;
-   checks that the processes do not run as root, that the start logged no
-   error or warning, and each process's memory;
+2. runs it **alone**, as ``docker run -p 8000:8000 -e MODEL_WEIGHTS=random
+   snapclass`` would (SQLite, migrated at start), published on a loopback
+   port: waits for ``/readyz``, registers through the page (CSRF token from
+   the form), creates an API token on the account page, posts a photo with it
+   and reads the prediction back; checks that the processes do not run as
+   root, that the start logged no error or warning, and each process's memory;
 3. runs it again with ``--read-only`` and the documented tmpfs mounts
    (``/tmp`` and ``/app/instance``) and does the same round trip;
-4. runs it the way ``docker-compose.yml`` does, against the local PostgreSQL
+4. starts two containers at once on one ``/app/instance`` folder: one
+   migrates, the other waits for the entrypoint's lock;
+5. runs it the way ``docker-compose.yml`` does, against the local PostgreSQL
    (127.0.0.1:5432, user postgres; a database of its own, created and dropped
    here) and Redis (127.0.0.1:6379): the migration job first, then two
    replicas in production mode with one ``SECRET_KEY``; a session and a token
    made on one replica work on the other, and failed sign-ins are counted
    across both (Redis).
 
-Containers use the host's network (the services are on the host's loopback),
-each on a free port. Everything started is stopped and removed at the end,
-whatever happened; the image is kept. Prints each check as it passes and exits
-1 on the first failure.
+The compose-like containers use the host's network (PostgreSQL and Redis are
+on its loopback), each on a free port. Everything started is stopped and
+removed at the end, whatever happened; the image is kept. Prints each check as
+it passes and exits 1 on the first failure.
 
 Usage::
 
@@ -37,12 +39,15 @@ import argparse
 import io
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -159,9 +164,15 @@ class Engine:
         env: dict[str, str],
         *extra: str,
         command: tuple[str, ...] = (),
+        publish: int | None = None,
     ) -> str:
-        """Start a container in the background on the host's network."""
-        args = ["run", "-d", "--name", name, "--network", "host"]
+        """Start a container in the background: its port 8000 published on
+        ``publish`` of the loopback, or else on the host's network."""
+        args = ["run", "-d", "--name", name]
+        if publish:
+            args += ["-p", f"127.0.0.1:{publish}:8000"]
+        else:
+            args += ["--network", "host"]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         self.started.append(name)
@@ -312,7 +323,8 @@ def user_of(engine: Engine, name: str) -> str:
 
 
 def alone(engine: Engine, image: str, figures: dict, read_only: bool) -> None:
-    """``docker run -e MODEL_WEIGHTS=random snapclass``: SQLite, migrated at start."""
+    """``docker run -p 8000:8000 -e MODEL_WEIGHTS=random snapclass``: SQLite,
+    migrated at start."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     label = "read-only" if read_only else "alone"
@@ -324,9 +336,10 @@ def alone(engine: Engine, image: str, figures: dict, read_only: bool) -> None:
     name = engine.run(
         image,
         f"snapclass-image-test-{label}-{uuid.uuid4().hex[:6]}",
-        # HOST and PORT only because the container shares the host's network.
-        {"MODEL_WEIGHTS": "random", "HOST": "127.0.0.1", "PORT": str(port)},
+        # Two workers whatever the host's cores (the default is one per core).
+        {"MODEL_WEIGHTS": "random", "WEB_CONCURRENCY": "2"},
         *extra,
+        publish=port,
     )
     ready_s = wait_ready(engine, name, url)
     figures[f"{label}: start to ready (s)"] = round(ready_s, 1)
@@ -355,6 +368,48 @@ def alone(engine: Engine, image: str, figures: dict, read_only: bool) -> None:
     code = engine.stop(name)
     check(code == 0, f"{label}: exit code {code} after SIGTERM")
     passed(f"{label}: stopped gracefully on SIGTERM (exit 0)")
+
+
+def shared_instance(engine: Engine, image: str) -> None:
+    """Two containers on one /app/instance, started at once: the entrypoint's
+    lock lets one migrate the SQLite database while the other waits."""
+    folder = Path(tempfile.mkdtemp(prefix="snapclass-image-test-"))
+    try:
+        os.chown(folder, 10001, 10001)  # the image's user (this runs as root)
+    except PermissionError:
+        folder.chmod(0o777)
+    try:
+        ports = [free_port(), free_port()]
+        names = [
+            engine.run(
+                image,
+                f"snapclass-image-test-shared{i + 1}-{uuid.uuid4().hex[:6]}",
+                {"MODEL_WEIGHTS": "random", "WEB_CONCURRENCY": "1"},
+                "-v",
+                f"{folder}:/app/instance",
+                publish=port,
+            )
+            for i, port in enumerate(ports)
+        ]
+        for name, port in zip(names, ports, strict=True):
+            wait_ready(engine, name, f"http://127.0.0.1:{port}")
+        upgrades = [engine.logs(name).count("Running upgrade") for name in names]
+        check(
+            0 in upgrades and max(upgrades) > 0,
+            f"migrations run by each container: {upgrades}",
+        )
+        with sqlite3.connect(folder / "snapclass.sqlite3") as database:
+            query = database.execute("SELECT count(*) FROM alembic_version")
+            (count,) = query.fetchone()
+        check(count == 1, f"{count} rows in alembic_version")
+        passed(
+            "shared /app/instance: two containers started at once, one migrated "
+            f"({max(upgrades)} revisions), the other waited; both ready"
+        )
+        for name in names:
+            check(engine.stop(name) == 0, f"{name} did not stop cleanly")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
@@ -539,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         passed("the image keeps its HEALTHCHECK (/healthz)")
         alone(engine, args.image, figures, read_only=False)
         alone(engine, args.image, figures, read_only=True)
+        shared_instance(engine, args.image)
         if not args.skip_compose:
             compose_like(engine, args.image, figures)
     except (CheckFailed, subprocess.TimeoutExpired) as exc:
