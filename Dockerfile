@@ -43,11 +43,11 @@ RUN sed -i "s/^tensorflow-cpu==/${TENSORFLOW_PACKAGE}==/" /tmp/requirements.txt 
 FROM venv-tensorflow AS model
 ARG FETCH_MODEL=1
 ARG MODEL_WEIGHTS=imagenet
-# CI=true: OpenVINO's converter sends no telemetry from a build.
 ENV FLASK_APP=wsgi \
     KERAS_HOME=/opt/snapclass/keras \
-    MODEL_WEIGHTS=${MODEL_WEIGHTS} \
-    CI=true
+    MODEL_WEIGHTS=${MODEL_WEIGHTS}
+# OpenVINO's converter sends no telemetry from a build.
+RUN opt_in_out --opt_out >/dev/null
 WORKDIR /src
 COPY app ./app
 COPY migrations ./migrations
