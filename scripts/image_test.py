@@ -314,6 +314,20 @@ def process_memory(engine: Engine, name: str) -> dict[str, float]:
     return memory
 
 
+def healthy(engine: Engine, name: str, timeout_s: float = 60) -> bool:
+    """The image's HEALTHCHECK passes: podman runs it on demand (its timers need
+    systemd); docker runs it every interval, so wait for its verdict."""
+    if engine.is_podman:
+        return engine("healthcheck", "run", name, check_rc=False).returncode == 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = engine("inspect", "-f", "{{.State.Health.Status}}", name).stdout
+        if state.strip() == "healthy":
+            return True
+        time.sleep(1)
+    return False
+
+
 def user_of(engine: Engine, name: str) -> str:
     return engine("exec", name, "id", "-u").stdout.strip()
 
@@ -346,6 +360,8 @@ def alone(engine: Engine, image: str, figures: dict, read_only: bool) -> None:
     passed(f"{label}: /readyz 200 {ready_s:.1f} s after start (SQLite, migrated)")
     clean_start(engine.logs(name))
     passed(f"{label}: no error or warning in the start's log")
+    check(healthy(engine, name), f"{label}: the HEALTHCHECK fails")
+    passed(f"{label}: the image's HEALTHCHECK passes")
     uid = user_of(engine, name)
     check(uid not in ("", "0"), f"runs as uid {uid}")
     passed(f"{label}: runs as uid {uid}, not root")
