@@ -95,7 +95,7 @@ def check(condition: object, message: str) -> None:
 
 
 def passed(message: str) -> None:
-    print(f"  ok  {message}", flush=True)
+    log.info("  ok  %s", message)
 
 
 def free_port() -> int:
@@ -191,7 +191,7 @@ class Engine:
 
     def remove_all(self) -> None:
         for name in reversed(self.started):
-            self("rm", "-f", "-t", "5", name, timeout=90, check_rc=False)
+            self("rm", "-f", name, timeout=90, check_rc=False)
         self.started.clear()
 
 
@@ -594,10 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         if not args.no_build:
-            print(
-                f"image-test: building {args.image} with {figures['engine']}",
-                flush=True,
-            )
+            log.info("image-test: building %s with %s", args.image, figures["engine"])
             figures["build (s)"] = round(engine.build(args.image, "random"))
         size = image_size(engine, args.image)
         figures["image size (MB)"] = round(size / 1e6)
@@ -614,13 +611,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_compose:
             compose_like(engine, args.image, figures)
     except (CheckFailed, subprocess.TimeoutExpired) as exc:
-        print(f"  FAIL {exc}", flush=True)
+        log.error("  FAIL %s", exc)
         return 1
     finally:
         engine.remove_all()
         figures["total (s)"] = round(time.monotonic() - started)
-        print(json.dumps(figures, indent=2))
-    print("image-test: every check passed")
+        log.info("%s", json.dumps(figures, indent=2))
+    log.info("image-test: every check passed")
     return 0
 
 
