@@ -440,6 +440,13 @@ def postgres_database(name: str) -> Iterator[str]:
         with engine.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" (FORCE)'))
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise CheckFailed(
+            f"no PostgreSQL at {POSTGRES_SERVER} ({exc.orig}); "
+            "--skip-compose runs without it"
+        ) from None
+    try:
         yield f"{POSTGRES_SERVER}/{name}"
     finally:
         with engine.connect() as connection:
@@ -497,6 +504,13 @@ def compose_like(engine: Engine, image: str, figures: dict) -> None:
     """docker-compose.yml's way: migration job, then two production replicas."""
     import redis
 
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise CheckFailed(
+            f"no Redis at {REDIS_URL} ({exc}); --skip-compose runs without it"
+        ) from None
     prefix = f"image-test-{uuid.uuid4().hex[:8]}"
     with postgres_database(DATABASE) as database:
         env, options = compose_settings(
@@ -572,7 +586,6 @@ def compose_like(engine: Engine, image: str, figures: dict) -> None:
             code = engine.stop(name)
             check(code == 0, f"{name}: exit code {code} after SIGTERM")
         passed("compose: replicas stopped gracefully (exit 0)")
-        client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"*{prefix}*"):
             client.delete(key)
 
