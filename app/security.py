@@ -24,6 +24,7 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.exceptions import Unauthorized
 
+from .errors import API_PREFIXES
 from .extensions import csrf
 from .extensions import db
 from .extensions import login_manager
@@ -128,11 +129,25 @@ def load_user(user_id: str) -> User | None:
     return row.user
 
 
+class TokenNotAccepted(Unauthorized):
+    description = (
+        "API tokens work only on the JSON API (/predict and /api/...); "
+        "pages and forms need a signed-in session."
+    )
+    code_name = "token_not_accepted"
+
+
 def authenticate_and_check_csrf() -> None:
-    """Bearer token if one is sent; otherwise the session, with CSRF enforced."""
+    """Bearer token if one is sent; otherwise the session, with CSRF enforced.
+
+    A token opens the JSON API only: on pages and forms (password, tokens,
+    retention, admin) a leaked token must not act as its owner.
+    """
     g.auth_method = "session"
     header = request.headers.get("Authorization")
     if header is not None:
+        if not takes_tokens():
+            raise TokenNotAccepted()
         token = token_from_header(header)
         # flask-login reads the current user from g._login_user; setting it
         # authenticates this request only, without writing a session cookie.
@@ -145,6 +160,11 @@ def authenticate_and_check_csrf() -> None:
     if request.blueprint == "api" and not current_user.is_authenticated:
         return  # the API answers 401 itself; there is no session to forge
     csrf.protect()
+
+
+def takes_tokens() -> bool:
+    """The JSON API, and the public API docs, where a token changes nothing."""
+    return request.path.startswith(API_PREFIXES) or request.blueprint == "docs"
 
 
 def token_from_header(header: str) -> ApiToken:

@@ -25,6 +25,7 @@ from flask_login import current_user
 from flask_login import login_required
 
 from . import metrics
+from . import ratelimits
 from .errors import error_response
 from .errors import inference_error_parts
 from .errors import wants_json
@@ -469,12 +470,14 @@ def set_retention() -> ResponseReturnValue:
 
 @bp.route("/account/delete", methods=["POST"])
 @login_required
+@ratelimits.password_check_limits
 def delete_account() -> ResponseReturnValue:
     """Delete the account and everything in it, after the password is confirmed."""
     form = DeleteAccountForm()
     if not form.validate_on_submit():
         return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
     if not verify_password(current_user.password_hash, form.password.data):
+        ratelimits.count_failed_password_check()
         form.password.errors.append("The password is wrong.")
         return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
     user_id = current_user.id
