@@ -313,7 +313,11 @@ def export_history(fmt: str) -> ResponseReturnValue:
     if fmt not in EXPORT_TYPES:
         abort(404)
     purge_expired(current_user)
-    _, filters, _ = _history_filters()
+    form, filters, valid = _history_filters()
+    if not valid:
+        # A filtered download must be what was asked for, or nothing.
+        message = next(iter(form.errors.values()))[0]
+        return error_response(400, "invalid_filter", message)
     query = filtered_query(current_user, filters)
     if fmt == "csv":
         body = csv_export(query)
