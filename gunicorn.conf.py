@@ -34,6 +34,8 @@ import os
 import re
 import sys
 
+from gunicorn import glogging
+
 _CORES = (
     len(os.sched_getaffinity(0))
     if hasattr(os, "sched_getaffinity")
@@ -53,6 +55,26 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = 5
 # "-" logs each request to stdout; set GUNICORN_ACCESS_LOG= (empty) to turn off.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# A share link's path is its secret (/s/<token>): never write it to a log.
+SHARE_SECRET = re.compile(r"(/s/)[^/?#\s]+")
+
+
+def redact_secrets(text):
+    return SHARE_SECRET.sub(r"\1<redacted>", text) if isinstance(text, str) else text
+
+
+class RedactingLogger(glogging.Logger):
+    """Gunicorn's logger, with share-link secrets taken out of the access log
+    (request line, path and referrer)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "f"):
+            atoms[key] = redact_secrets(atoms.get(key))
+        return atoms
+
+
+logger_class = RedactingLogger
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "snapclass"

@@ -25,6 +25,7 @@ from .passwords import burn_verification_time
 from .passwords import hash_password
 from .passwords import needs_rehash
 from .passwords import verify_password
+from .security import CLEAR_SITE_DATA
 from .security import end_other_sessions
 from .security import end_user_session
 from .security import safe_next_url
@@ -37,6 +38,7 @@ LOGIN_FAILED = "Unknown username or wrong password."
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@ratelimits.register_limits
 def register():
     """Create an account and sign in."""
     if current_user.is_authenticated:
@@ -125,4 +127,6 @@ def logout():
     """Sign out (POST only, with CSRF, so a link cannot sign anyone out)."""
     end_user_session()
     flash("You are signed out.", "info")
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response

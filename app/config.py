@@ -128,6 +128,17 @@ class Config:
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 256
 
+    # Security hardening (issue 14): kept together, see the README's Security.
+    # The result cache answers from any user's identical upload, not only the
+    # same user's: saves inference, but tells a user that someone else sent
+    # the same bytes before ("cached": true, the shared page's note).
+    RESULT_CACHE_SHARED = env_bool("RESULT_CACHE_SHARED", False)
+    # Sign-up attempts (each costs an argon2 hash): per address and in total.
+    REGISTER_LIMIT_IP = os.environ.get("REGISTER_LIMIT_IP", "20 per hour")
+    REGISTER_LIMIT_TOTAL = os.environ.get("REGISTER_LIMIT_TOTAL", "500 per hour")
+    # Active API tokens a user may hold (the /predict limit counts per user).
+    MAX_TOKENS_PER_USER = env_int("MAX_TOKENS_PER_USER", 20)
+
 
 class TestingConfig(Config):
     TESTING = True

@@ -91,11 +91,32 @@ def password_check_limits(view):
 
 
 def predict_key() -> str:
-    """One budget per API token, or per user for browser sessions."""
-    token = getattr(g, "api_token", None)
-    if token is not None:
-        return f"predict-token:{token.id}"
+    """One budget per user, whichever tokens or sessions they send from (a
+    new token must not buy a new budget)."""
     return f"predict-user:{current_user.get_id()}"
+
+
+def register_key_ip() -> str:
+    return f"register-ip:{client_ip()}"
+
+
+def register_key_total() -> str:
+    return "register-all"
+
+
+def register_limits(view):
+    """Sign-up attempts per address and in total (429 with Retry-After): each
+    costs an argon2 hash, and each tells whether a username is taken."""
+    for setting, key_func in (
+        ("REGISTER_LIMIT_IP", register_key_ip),
+        ("REGISTER_LIMIT_TOTAL", register_key_total),
+    ):
+        view = limiter.limit(
+            lambda setting=setting: current_app.config[setting],
+            key_func=key_func,
+            methods=["POST"],
+        )(view)
+    return view
 
 
 def predict_limit() -> str:

@@ -54,6 +54,9 @@ def init_app(app: Flask) -> None:
 
 
 SESSION_KEY = "sid"
+# Sent at sign-out and account deletion: the browser drops what it cached of
+# the account (thumbnails), so the next person at the computer sees none of it.
+CLEAR_SITE_DATA = '"cache"'
 # Record a session's last request at most this often, not on every request.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 

@@ -57,6 +57,7 @@ from .predictions import MAX_ID
 from .predictions import ImageRejected
 from .predictions import classify_and_store
 from .predictions import owned_prediction
+from .security import CLEAR_SITE_DATA
 from .security import end_user_session
 from .security import safe_next_url
 from .sharing import share as share_prediction
@@ -75,6 +76,9 @@ PREDICTION = f"/predictions/<int(max={MAX_ID}):prediction_id>"
 # chose another threshold (kept in their session).
 DEFAULT_MIN_CONFIDENCE = 0.2
 MIN_CONFIDENCE_KEY = "min_confidence"
+
+# A history page shows many thumbnails; this long a browser may reuse them.
+THUMBNAIL_MAX_AGE_S = 300
 
 
 def current_min_confidence() -> float:
@@ -124,6 +128,7 @@ def upload() -> ResponseReturnValue:
             uploads,
             current_app.config["DEFAULT_TOP_K"],
             use_cache=current_app.config["RESULT_CACHE"],
+            shared_cache=current_app.config["RESULT_CACHE_SHARED"],
         )
     except (UploadError, ImageRejected, InferenceError) as exc:
         status, code, message = _upload_failure(exc)
@@ -222,7 +227,8 @@ def set_confidence() -> ResponseReturnValue:
 def thumbnail(prediction_id: int) -> ResponseReturnValue:
     """The stored thumbnail (owner only)."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
-    return _jpeg(prediction.thumbnail, "private, max-age=86400")
+    # The browser may keep it briefly, never a shared cache; sign-out clears it.
+    return _jpeg(prediction.thumbnail, f"private, max-age={THUMBNAIL_MAX_AGE_S}")
 
 
 def _jpeg(data: bytes, cache_control: str) -> Response:
@@ -428,6 +434,12 @@ def create_token() -> ResponseReturnValue:
     form = TokenForm()
     if not form.validate_on_submit():
         return _account_page(form, status=400)
+    limit = current_app.config["MAX_TOKENS_PER_USER"]
+    if _active_tokens(current_user) >= limit:
+        form.name.errors.append(
+            f"You have {limit} active tokens, the most allowed: revoke one first."
+        )
+        return _account_page(form, status=400)
     token, plain = ApiToken.issue(current_user, form.name.data.strip())
     db.session.add(token)
     db.session.commit()
@@ -435,6 +447,14 @@ def create_token() -> ResponseReturnValue:
     response = make_response(_account_page(TokenForm(formdata=None), new_token=plain))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _active_tokens(user: User) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(ApiToken.id)).where(
+            ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
+        )
+    )
 
 
 @bp.route(f"/account/tokens/<int(max={MAX_ID}):token_id>/revoke", methods=["POST"])
@@ -492,4 +512,6 @@ def delete_account() -> ResponseReturnValue:
     db.session.commit()
     end_user_session()
     flash("Your account and all its data are deleted.", "info")
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response
