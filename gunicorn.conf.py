@@ -42,7 +42,9 @@ _CORES = (
     else (os.cpu_count() or 1)
 )
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# Loopback by default: clients should reach Gunicorn through a buffering proxy
+# (deploy/nginx/); HOST=0.0.0.0 exposes it (the container image sets that).
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", _CORES))
 worker_class = "gthread"
 # More threads than MAX_INFLIGHT_PER_WORKER (12): the spare ones answer the

@@ -138,6 +138,12 @@ class Config:
     REGISTER_LIMIT_TOTAL = os.environ.get("REGISTER_LIMIT_TOTAL", "500 per hour")
     # Active API tokens a user may hold (the /predict limit counts per user).
     MAX_TOKENS_PER_USER = env_int("MAX_TOKENS_PER_USER", 20)
+    # Seconds a request body may take to arrive; then 408 and the connection
+    # closes (app/body_deadline.py). 0 turns the bound off.
+    BODY_TIMEOUT_S = env_int("BODY_TIMEOUT_S", 30)
+    # Bodies of signed-out clients (sign-in, sign-up) a worker reads at once;
+    # more get 503 at once, so slow ones cannot take every thread.
+    MAX_ANONYMOUS_BODIES_PER_WORKER = env_int("MAX_ANONYMOUS_BODIES_PER_WORKER", 4)
 
 
 class TestingConfig(Config):

@@ -33,8 +33,11 @@ from .models import User
 from .models import UserSession
 from .models import hash_token
 from .models import utcnow
+from .overload import read_anonymous_body
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
+# The only forms a signed-out client posts (CSRF-checked against login CSRF).
+ANONYMOUS_FORMS = frozenset(("auth.login", "auth.register"))
 # Record a token's last use at most this often, not on every request.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -160,8 +163,12 @@ def authenticate_and_check_csrf() -> None:
         return
     if request.method in SAFE_METHODS:
         return
-    if request.blueprint == "api" and not current_user.is_authenticated:
-        return  # the API answers 401 itself; there is no session to forge
+    if not current_user.is_authenticated:
+        if request.endpoint not in ANONYMOUS_FORMS:
+            # Nothing to forge without a session: login_required or the API
+            # refuses it, without waiting for a body that may never come.
+            return
+        read_anonymous_body()
     csrf.protect()
 
 
