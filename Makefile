@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 0.0.0.0
+# Loopback unless HOST says otherwise: put nginx in front (deploy/nginx/)
+# before exposing Gunicorn, or run with HOST=0.0.0.0 knowingly.
+HOST ?= 127.0.0.1
 PORT ?= 8000
 export FLASK_APP := wsgi
 
@@ -22,7 +24,7 @@ $(VENV)/.installed: requirements-serve.txt requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed ## Create .venv and install the pinned requirements
 
-run: venv ## Migrate the database and serve on port 8000 with Gunicorn
+run: venv ## Migrate the database and serve on 127.0.0.1:8000 with Gunicorn (HOST=0.0.0.0 exposes it)
 	$(BIN)/flask db upgrade
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 

@@ -77,7 +77,12 @@ def predict():
     uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
     classifier = model_service().ready_classifier()
     outcome = classify_and_store(
-        classifier, current_user, uploads, top_k, use_cache=config["RESULT_CACHE"]
+        classifier,
+        current_user,
+        uploads,
+        top_k,
+        use_cache=config["RESULT_CACHE"],
+        shared_cache=config["RESULT_CACHE_SHARED"],
     )
     results = []
     for row in outcome.rows:
@@ -157,8 +162,9 @@ def _not_found():
 
 @bp.route("/api/system")
 def system():
-    """What this instance runs: versions, model, server layout (for reports)."""
-    return jsonify(system_info())
+    """What this instance runs: the model and limits; for admins also versions
+    and server layout (for reports)."""
+    return jsonify(system_info(admin=current_user.is_admin))
 
 
 @bp.route("/healthz")
