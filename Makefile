@@ -2,19 +2,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 0.0.0.0
+# Loopback unless HOST says otherwise: put nginx in front (deploy/nginx/)
+# before exposing Gunicorn, or run with HOST=0.0.0.0 knowingly.
+HOST ?= 127.0.0.1
 PORT ?= 8000
 export FLASK_APP := wsgi
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-postgres lint format clean bench stress
-.PHONY: fault-run soak cluster-test
+.PHONY: fault-run soak cluster-test image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements-serve.txt requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -22,7 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed ## Create .venv and install the pinned requirements
 
-run: venv ## Migrate the database and serve on port 8000 with Gunicorn
+run: venv ## Migrate the database and serve on 127.0.0.1:8000 with Gunicorn (HOST=0.0.0.0 exposes it)
 	$(BIN)/flask db upgrade
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
@@ -58,3 +60,6 @@ soak: venv ## Soak at ~70% capacity for 10 min; failures and worker RSS growth
 
 cluster-test: venv ## nginx + 3 Gunicorn instances on PostgreSQL/Redis: sessions, cache, kill (~2 min)
 	$(BIN)/python -m pytest tests/test_cluster.py -v -rs -o log_cli=true --log-cli-level=INFO $(PYTEST_ARGS)
+
+image-test: venv ## Build the image (docker or podman) and run it alone, read-only, and as compose does (~1-3 min)
+	$(BIN)/python -m scripts.image_test $(IMAGE_TEST_ARGS)

@@ -34,13 +34,17 @@ import os
 import re
 import sys
 
+from gunicorn import glogging
+
 _CORES = (
     len(os.sched_getaffinity(0))
     if hasattr(os, "sched_getaffinity")
     else (os.cpu_count() or 1)
 )
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# Loopback by default: clients should reach Gunicorn through a buffering proxy
+# (deploy/nginx/); HOST=0.0.0.0 exposes it (the container image sets that).
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", _CORES))
 worker_class = "gthread"
 # More threads than MAX_INFLIGHT_PER_WORKER (12): the spare ones answer the
@@ -53,6 +57,26 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = 5
 # "-" logs each request to stdout; set GUNICORN_ACCESS_LOG= (empty) to turn off.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# A share link's path is its secret (/s/<token>): never write it to a log.
+SHARE_SECRET = re.compile(r"(/s/)[^/?#\s]+")
+
+
+def redact_secrets(text):
+    return SHARE_SECRET.sub(r"\1<redacted>", text) if isinstance(text, str) else text
+
+
+class RedactingLogger(glogging.Logger):
+    """Gunicorn's logger, with share-link secrets taken out of the access log
+    (request line, path and referrer)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "f"):
+            atoms[key] = redact_secrets(atoms.get(key))
+        return atoms
+
+
+logger_class = RedactingLogger
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "snapclass"

@@ -85,19 +85,23 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from . import body_deadline
     from . import database
     from . import http_security
     from . import overload
     from . import ratelimits
     from . import security
 
-    overload.init_app(app)  # first: refusing an overload must cost nothing
+    body_deadline.init_app(app)
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     http_security.init_app(app)
     # Authentication first: the rate-limit keys need to know who is asking.
     security.init_app(app)
+    # After authentication: a request nobody signed is refused unread by its
+    # view, so it must not hold an inference slot meanwhile.
+    overload.init_app(app)
     ratelimits.init_app(app)
     ModelService(app)
 

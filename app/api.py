@@ -88,6 +88,7 @@ def predict():
         top_k,
         use_cache=config["RESULT_CACHE"],
         batch_id=batch_id,
+        shared_cache=config["RESULT_CACHE_SHARED"],
     )
     results = []
     for row in outcome.rows:
@@ -211,8 +212,9 @@ def _not_found():
 
 @bp.route("/api/system")
 def system():
-    """What this instance runs: versions, model, server layout (for reports)."""
-    return jsonify(system_info())
+    """What this instance runs: the model and limits; for admins also versions
+    and server layout (for reports)."""
+    return jsonify(system_info(admin=current_user.is_admin))
 
 
 @bp.route("/healthz")

@@ -6,7 +6,6 @@ import logging
 
 import sqlalchemy as sa
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -17,7 +16,6 @@ from flask_login import login_required
 
 from . import ratelimits
 from .extensions import db
-from .extensions import limiter
 from .forms import ChangePasswordForm
 from .forms import LoginForm
 from .forms import RegistrationForm
@@ -27,6 +25,7 @@ from .passwords import burn_verification_time
 from .passwords import hash_password
 from .passwords import needs_rehash
 from .passwords import verify_password
+from .security import CLEAR_SITE_DATA
 from .security import end_other_sessions
 from .security import end_user_session
 from .security import safe_next_url
@@ -39,6 +38,7 @@ LOGIN_FAILED = "Unknown username or wrong password."
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@ratelimits.register_limits
 def register():
     """Create an account and sign in."""
     if current_user.is_authenticated:
@@ -64,21 +64,8 @@ def register():
     return render_template("auth/register.html", form=form), status
 
 
-def _login_limit(setting: str, key_func):
-    """Count failed sign-ins only; once over the limit, 429 with Retry-After
-    until the window moves on (so nobody is locked out for good)."""
-    return limiter.limit(
-        lambda: current_app.config[setting],
-        key_func=key_func,
-        methods=["POST"],
-        deduct_when=ratelimits.login_failed,
-    )
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@_login_limit("LOGIN_LIMIT_ACCOUNT_IP", ratelimits.login_key_account_ip)
-@_login_limit("LOGIN_LIMIT_IP", ratelimits.login_key_ip)
-@_login_limit("LOGIN_LIMIT_ACCOUNT", ratelimits.login_key_account)
+@ratelimits.password_check_limits
 def login():
     """Sign in with username and password; same error for either being wrong."""
     next_url = safe_next_url(request.args.get("next"))
@@ -99,6 +86,7 @@ def login():
                 db.session.commit()
             start_user_session(user)
             return redirect(next_url or url_for("web.index"))
+        ratelimits.count_failed_password_check()
         log.warning("failed sign-in for username %r", form.username.data[:64])
         form.password.errors.append(LOGIN_FAILED)
         return render_template("auth/login.html", form=form), 401
@@ -108,11 +96,13 @@ def login():
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
+@ratelimits.password_check_limits
 def change_password():
     """Change the password; every other signed-in browser is signed out."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
         if not verify_password(current_user.password_hash, form.current_password.data):
+            ratelimits.count_failed_password_check()
             form.current_password.errors.append("The current password is wrong.")
             return render_template("auth/change_password.html", form=form), 400
         current_user.password_hash = hash_password(form.new_password.data)
@@ -137,4 +127,6 @@ def logout():
     """Sign out (POST only, with CSRF, so a link cannot sign anyone out)."""
     end_user_session()
     flash("You are signed out.", "info")
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response

@@ -130,7 +130,8 @@ class Config:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True
     PREDICT_RATE_LIMIT = FromEnv("PREDICT_RATE_LIMIT", "600 per minute")
-    # Failed sign-ins: per account from one address, per address, per account.
+    # Wrong passwords (sign-in, password change, account deletion together):
+    # per account from one address, per address, per account.
     LOGIN_LIMIT_ACCOUNT_IP = FromEnv("LOGIN_LIMIT_ACCOUNT_IP", "10 per 15 minutes")
     LOGIN_LIMIT_IP = FromEnv("LOGIN_LIMIT_IP", "50 per 15 minutes")
     LOGIN_LIMIT_ACCOUNT = FromEnv("LOGIN_LIMIT_ACCOUNT", "100 per hour")
@@ -162,6 +163,25 @@ class Config:
     HISTORY_PAGE_SIZE = FromEnv("HISTORY_PAGE_SIZE", 20, as_int)
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 256
+
+    # Security hardening (issue 14): kept together, see the README's Security.
+    # The result cache answers from any user's identical upload, not only the
+    # same user's: saves inference, but tells a user that someone else sent
+    # the same bytes before ("cached": true, the shared page's note).
+    RESULT_CACHE_SHARED = FromEnv("RESULT_CACHE_SHARED", False, as_bool)
+    # Sign-up attempts (each costs an argon2 hash): per address and in total.
+    REGISTER_LIMIT_IP = FromEnv("REGISTER_LIMIT_IP", "20 per hour")
+    REGISTER_LIMIT_TOTAL = FromEnv("REGISTER_LIMIT_TOTAL", "500 per hour")
+    # Active API tokens a user may hold (the /predict limit counts per user).
+    MAX_TOKENS_PER_USER = FromEnv("MAX_TOKENS_PER_USER", 20, as_int)
+    # Seconds a request body may take to arrive; then 408 and the connection
+    # closes (app/body_deadline.py). 0 turns the bound off.
+    BODY_TIMEOUT_S = FromEnv("BODY_TIMEOUT_S", 30, as_int)
+    # Bodies of signed-out clients (sign-in, sign-up) a worker reads at once;
+    # more get 503 at once, so slow ones cannot take every thread.
+    MAX_ANONYMOUS_BODIES_PER_WORKER = FromEnv(
+        "MAX_ANONYMOUS_BODIES_PER_WORKER", 4, as_int
+    )
 
 
 class TestingConfig(Config):

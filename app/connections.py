@@ -1,28 +1,24 @@
 """Keep a client's connection usable after the application refused its upload.
 
 A client such as ``requests`` sends the whole body, then reads the answer.
-When Snapclass refuses before reading the body (401, 413, 429, 503...),
+When Snapclass refuses before reading the body (401, 408, 413, 429, 503...),
 Gunicorn drains at most 64 KiB of what is left before it reuses the
 connection, and otherwise closes it after announcing ``Connection:
 keep-alive``: the client's next request on that connection fails with
 "Remote end closed connection without response", which it cannot tell from a
-dead server.
+dead server. Even a small leftover costs a thread: Gunicorn waits up to 5 s
+for a slow client to send it.
 
-So when a response starts while more than ``DRAIN_BYTES`` of the body are
-still unread, the server is told to close the connection, and the response
-says ``Connection: close``: the client opens a new connection for its next
-request. Reading the rest instead would hold a thread for as long as the
-client takes to send it, which is what a refusal must not cost (docs/
-performance.md has the measurement). Smaller leftovers are drained by
-Gunicorn itself, and the connection stays open.
+So when a response starts while any of the body is unread, the server is told
+to close the connection, and the response says ``Connection: close``: the
+client opens a new connection for its next request. Reading the rest instead
+would hold a thread for as long as the client takes to send it, which is
+what a refusal must not cost (docs/reliability.md has the measurement).
 """
 
 from __future__ import annotations
 
 import io
-
-# Gunicorn's gthread worker drains up to this much of an unread body itself.
-DRAIN_BYTES = 64 * 1024
 
 
 class CountingInput(io.RawIOBase):
@@ -67,8 +63,8 @@ def unread_bytes(environ: dict, body: CountingInput) -> int | None:
 
 
 class CloseAfterUnreadBody:
-    """WSGI middleware: close the connection when a response leaves a large
-    part of the request body unread (see the module docstring)."""
+    """WSGI middleware: close the connection when a response leaves any of
+    the request body unread (see the module docstring)."""
 
     def __init__(self, wsgi_app) -> None:
         self.wsgi_app = wsgi_app
@@ -79,7 +75,7 @@ class CloseAfterUnreadBody:
 
         def start(status, headers, exc_info=None):
             unread = unread_bytes(environ, body)
-            if unread is None or unread > DRAIN_BYTES:
+            if unread != 0:
                 headers = [(k, v) for k, v in headers if k.lower() != "connection"]
                 headers.append(("Connection", "close"))
                 force_close(start_response)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import date
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -66,20 +68,40 @@ def normalize_username(value: str | None) -> str:
     return (value or "").strip().lower()
 
 
+class TextOnly:
+    """A field that takes text only: Flask-WTF merges uploaded files (and JSON
+    values of any type) into the form data, and code reading a name or a
+    password expects a string, so anything else is a validation error."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and not isinstance(valuelist[0], str):
+            self.data = ""
+            raise ValueError("Send this field as text.")
+        super().process_formdata(valuelist)
+
+
+class TextField(TextOnly, StringField):
+    pass
+
+
+class SecretField(TextOnly, PasswordField):
+    pass
+
+
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
+    username = TextField("Username", validators=[DataRequired()])
+    password = SecretField("Password", validators=[DataRequired()])
     submit = SubmitField("Sign in")
 
 
 class RegistrationForm(FlaskForm):
-    username = StringField(
+    username = TextField(
         "Username",
         validators=[DataRequired()],
         description="3-32 characters: letters, digits, dot, dash or underscore.",
     )
-    password = PasswordField("Password", validators=[DataRequired()])
-    confirm = PasswordField(
+    password = SecretField("Password", validators=[DataRequired()])
+    confirm = SecretField(
         "Repeat password",
         validators=[DataRequired(), EqualTo("password", "The passwords do not match.")],
     )
@@ -110,9 +132,9 @@ def check_new_password(password: str, username: str) -> None:
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[DataRequired()])
-    new_password = PasswordField("New password", validators=[DataRequired()])
-    confirm = PasswordField(
+    current_password = SecretField("Current password", validators=[DataRequired()])
+    new_password = SecretField("New password", validators=[DataRequired()])
+    confirm = SecretField(
         "Repeat new password",
         validators=[
             DataRequired(),
@@ -131,7 +153,7 @@ class UploadForm(FlaskForm):
 
 
 class TokenForm(FlaskForm):
-    name = StringField(
+    name = TextField(
         "Token name",
         validators=[DataRequired(), Length(max=64)],
         description="What the token is for, e.g. 'nightly import script'.",
@@ -167,9 +189,23 @@ class HistoryFilterForm(FlaskForm):
         default="",
     )
 
+    def validate_start(self, field: DateField) -> None:
+        check_filter_date(field.data)
+
     def validate_end(self, field: DateField) -> None:
+        check_filter_date(field.data)
         if field.data and self.start.data and field.data < self.start.data:
             raise ValidationError("The end date is before the start date.")
+
+
+# The end date is inclusive (up to the next midnight), and the next midnight
+# after the last representable day cannot be computed.
+LAST_FILTER_DAY = date.max - timedelta(days=1)
+
+
+def check_filter_date(day: date | None) -> None:
+    if day is not None and day > LAST_FILTER_DAY:
+        raise ValidationError(f"Choose a date up to {LAST_FILTER_DAY.isoformat()}.")
 
 
 class RetentionForm(FlaskForm):
@@ -185,7 +221,7 @@ class RetentionForm(FlaskForm):
 
 
 class DeleteAccountForm(FlaskForm):
-    password = PasswordField(
+    password = SecretField(
         "Your password",
         validators=[DataRequired()],
         description="Deletes your account, history, shared links and API tokens.",

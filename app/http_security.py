@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -49,12 +50,24 @@ def init_app(app: Flask) -> None:
 def add_security_headers(response: Response) -> Response:
     for name, value in STATIC_HEADERS.items():
         response.headers.setdefault(name, value)
+    if served_a_signed_in_user():
+        # Someone's own pages and data: never kept by a browser or a proxy
+        # (views that allow some caching, like thumbnails, say so themselves).
+        response.headers.setdefault("Cache-Control", "no-store")
     if request.is_secure and current_app.config["HSTS_SECONDS"]:
         response.headers.setdefault(
             "Strict-Transport-Security",
             f"max-age={current_app.config['HSTS_SECONDS']}; includeSubDomains",
         )
     return response
+
+
+def served_a_signed_in_user() -> bool:
+    """Whether this request loaded a signed-in user. Only loaded users are
+    looked at: a response that never asked who is signed in (static files)
+    holds nothing of theirs, and checking would cost a session query."""
+    user = g.get("_login_user")
+    return user is not None and user.is_authenticated
 
 
 class TrustedProxyFix:

@@ -287,7 +287,7 @@ SCHEMAS: dict[str, dict] = {
     },
     "SystemInfo": {
         "type": "object",
-        "required": ["python", "packages", "model", "server", "database"],
+        "required": ["model", "max_upload_bytes"],
         "properties": {
             "python": {"type": "string"},
             "platform": {"type": "string"},
@@ -537,8 +537,9 @@ PATHS: dict[str, dict] = {
         "get": {
             "operationId": "system",
             "summary": "What this instance runs",
-            "description": "Versions, model, worker layout and database kind "
-            "(never URLs or secrets).",
+            "description": "The model, limits and result cache; for admins "
+            "also versions, platform, worker layout and database kind (never "
+            "URLs or secrets).",
             "responses": {
                 "200": {
                     "description": "Instance description.",

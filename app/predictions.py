@@ -48,18 +48,25 @@ def classify_and_store(
     *,
     use_cache: bool = True,
     batch_id: int | None = None,
+    shared_cache: bool = False,
 ) -> ClassifyOutcome:
     """Classify every upload and store one history row each, in upload order.
 
-    Uploads whose bytes were classified before by the same model are answered
-    from the database (no decoding, no inference); the rest are decoded and run
-    through the network as one batch. Nothing is stored unless every upload
-    decodes and the commit succeeds, so a success reply always means the rows
-    exist and a failure leaves none.
+    Uploads whose bytes were classified before by the same model (for the same
+    user, unless ``shared_cache``) are answered from the database (no decoding,
+    no inference); the rest are decoded and run through the network as one
+    batch. Nothing is stored unless every upload decodes and the commit
+    succeeds, so a success reply always means the rows exist and a failure
+    leaves none.
     """
     started = time.perf_counter()
     digests = [hashlib.sha256(upload.data).hexdigest() for upload in uploads]
-    hits = cached_results(digests, classifier.fingerprint, top_k) if use_cache else {}
+    owner = None if shared_cache else user.id
+    hits = (
+        cached_results(digests, classifier.fingerprint, top_k, owner)
+        if use_cache
+        else {}
+    )
     misses = [i for i, digest in enumerate(digests) if digest not in hits]
     decoded = {}
     for i in misses:
@@ -128,20 +135,22 @@ def commit_keeping_state(session: so.Session) -> None:
 
 
 def cached_results(
-    digests: list[str], model_fingerprint: str | None, top_k: int
+    digests: list[str],
+    model_fingerprint: str | None,
+    top_k: int,
+    owner_id: int | None = None,
 ) -> dict[str, Prediction]:
-    """The latest earlier result per digest from the same model, with enough
-    labels for ``top_k``."""
+    """The latest earlier result per digest from the same model (and owner,
+    unless ``owner_id`` is None), with enough labels for ``top_k``."""
     if not model_fingerprint or not digests:
         return {}
-    latest = (
-        sa.select(sa.func.max(Prediction.id))
-        .where(
-            Prediction.sha256.in_(set(digests)),
-            Prediction.model_fingerprint == model_fingerprint,
-        )
-        .group_by(Prediction.sha256)
+    latest = sa.select(sa.func.max(Prediction.id)).where(
+        Prediction.sha256.in_(set(digests)),
+        Prediction.model_fingerprint == model_fingerprint,
     )
+    if owner_id is not None:
+        latest = latest.where(Prediction.user_id == owner_id)
+    latest = latest.group_by(Prediction.sha256)
     rows = db.session.scalars(
         sa.select(Prediction)
         .where(Prediction.id.in_(latest))

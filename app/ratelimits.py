@@ -1,4 +1,4 @@
-"""Rate limits (Flask-Limiter): sign-in throttling and per-user /predict limits.
+"""Rate limits (Flask-Limiter): password guesses and per-user /predict limits.
 
 Counters live in ``RATELIMIT_STORAGE_URI``. With the default ``memory://`` each
 Gunicorn worker counts on its own, so a client effectively gets the limit once
@@ -28,11 +28,24 @@ def client_ip() -> str:
 
 
 def submitted_username() -> str:
-    return (request.form.get("username") or "").strip().lower()[:64]
+    """The username a sign-in names, from any body the form accepts: form
+    fields or JSON, as Flask-WTF reads them (a file part is no username)."""
+    value = request.form.get("username")
+    if value is None and request.is_json:
+        body = request.get_json(silent=True)
+        value = body.get("username") if isinstance(body, dict) else None
+    return value.strip().lower()[:64] if isinstance(value, str) else ""
+
+
+def guessed_account() -> str:
+    """Whose password is being tried: the signed-in user's, else the named one."""
+    if current_user.is_authenticated:
+        return current_user.username
+    return submitted_username()
 
 
 def login_key_account_ip() -> str:
-    return f"login:{submitted_username()}|{client_ip()}"
+    return f"login:{guessed_account()}|{client_ip()}"
 
 
 def login_key_ip() -> str:
@@ -40,20 +53,70 @@ def login_key_ip() -> str:
 
 
 def login_key_account() -> str:
-    return f"login-user:{submitted_username()}"
+    return f"login-user:{guessed_account()}"
 
 
-def login_failed(response) -> bool:
-    """Only failed sign-ins count against the limits."""
-    return response.status_code == 401
+def count_failed_password_check() -> None:
+    """Call when a password was checked and was wrong: it counts against the
+    limits of :func:`password_check_limits`."""
+    g.password_check_failed = True
+
+
+def password_check_failed(_response) -> bool:
+    return bool(g.get("password_check_failed"))
+
+
+# One budget per account and address, per address and per account, shared by
+# every route that checks a password (sign-in, password change, deletion): a
+# guess is a guess wherever it is made.
+PASSWORD_CHECK_LIMITS = (
+    ("LOGIN_LIMIT_ACCOUNT_IP", login_key_account_ip, "password-account-ip"),
+    ("LOGIN_LIMIT_IP", login_key_ip, "password-ip"),
+    ("LOGIN_LIMIT_ACCOUNT", login_key_account, "password-account"),
+)
+
+
+def password_check_limits(view):
+    """Count failed password checks only; once over a limit, 429 with
+    Retry-After until the window moves on (so nobody is locked out for good)."""
+    for setting, key_func, scope in PASSWORD_CHECK_LIMITS:
+        view = limiter.shared_limit(
+            lambda setting=setting: current_app.config[setting],
+            scope,
+            key_func=key_func,
+            methods=["POST"],
+            deduct_when=password_check_failed,
+        )(view)
+    return view
 
 
 def predict_key() -> str:
-    """One budget per API token, or per user for browser sessions."""
-    token = getattr(g, "api_token", None)
-    if token is not None:
-        return f"predict-token:{token.id}"
+    """One budget per user, whichever tokens or sessions they send from (a
+    new token must not buy a new budget)."""
     return f"predict-user:{current_user.get_id()}"
+
+
+def register_key_ip() -> str:
+    return f"register-ip:{client_ip()}"
+
+
+def register_key_total() -> str:
+    return "register-all"
+
+
+def register_limits(view):
+    """Sign-up attempts per address and in total (429 with Retry-After): each
+    costs an argon2 hash, and each tells whether a username is taken."""
+    for setting, key_func in (
+        ("REGISTER_LIMIT_IP", register_key_ip),
+        ("REGISTER_LIMIT_TOTAL", register_key_total),
+    ):
+        view = limiter.limit(
+            lambda setting=setting: current_app.config[setting],
+            key_func=key_func,
+            methods=["POST"],
+        )(view)
+    return view
 
 
 def predict_limit() -> str:

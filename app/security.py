@@ -24,6 +24,7 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.exceptions import Unauthorized
 
+from .errors import API_PREFIXES
 from .extensions import csrf
 from .extensions import db
 from .extensions import login_manager
@@ -32,9 +33,12 @@ from .models import User
 from .models import UserSession
 from .models import hash_token
 from .models import utcnow
+from .overload import read_anonymous_body
 from .params import is_ascii_integer
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
+# The only forms a signed-out client posts (CSRF-checked against login CSRF).
+ANONYMOUS_FORMS = frozenset(("auth.login", "auth.register"))
 # Record a token's last use at most this often, not on every request.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -56,6 +60,9 @@ def init_app(app: Flask) -> None:
 SESSION_KEY = "sid"
 # Liveness and readiness: answered without authentication, whatever is sent.
 PROBE_ENDPOINTS = frozenset({"api.healthz", "api.readyz"})
+# Sent at sign-out and account deletion: the browser drops what it cached of
+# the account (thumbnails), so the next person at the computer sees none of it.
+CLEAR_SITE_DATA = '"cache"'
 # Record a session's last request at most this often, not on every request.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -131,8 +138,20 @@ def load_user(user_id: str) -> User | None:
     return row.user
 
 
+class TokenNotAccepted(Unauthorized):
+    description = (
+        "API tokens work only on the JSON API (/predict and /api/...); "
+        "pages and forms need a signed-in session."
+    )
+    code_name = "token_not_accepted"
+
+
 def authenticate_and_check_csrf() -> None:
-    """Bearer token if one is sent; otherwise the session, with CSRF enforced."""
+    """Bearer token if one is sent; otherwise the session, with CSRF enforced.
+
+    A token opens the JSON API only: on pages and forms (password, tokens,
+    retention, admin) a leaked token must not act as its owner.
+    """
     if request.routing_exception is not None:
         return  # no such route: a 404 (or 405) is the answer, whoever asks
     if request.endpoint in PROBE_ENDPOINTS:
@@ -140,6 +159,8 @@ def authenticate_and_check_csrf() -> None:
     g.auth_method = "session"
     header = request.headers.get("Authorization")
     if header is not None:
+        if not takes_tokens():
+            raise TokenNotAccepted()
         token = token_from_header(header)
         # flask-login reads the current user from g._login_user; setting it
         # authenticates this request only, without writing a session cookie.
@@ -149,9 +170,18 @@ def authenticate_and_check_csrf() -> None:
         return
     if request.method in SAFE_METHODS:
         return
-    if request.blueprint == "api" and not current_user.is_authenticated:
-        return  # the API answers 401 itself; there is no session to forge
+    if not current_user.is_authenticated:
+        if request.endpoint not in ANONYMOUS_FORMS:
+            # Nothing to forge without a session: login_required or the API
+            # refuses it, without waiting for a body that may never come.
+            return
+        read_anonymous_body()
     csrf.protect()
+
+
+def takes_tokens() -> bool:
+    """The JSON API, and the public API docs, where a token changes nothing."""
+    return request.path.startswith(API_PREFIXES) or request.blueprint == "docs"
 
 
 def token_from_header(header: str) -> ApiToken:

@@ -35,22 +35,34 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def system_info() -> dict:
-    """Versions, model, workers and database kind (never URLs or secrets)."""
+def system_info(admin: bool = False) -> dict:
+    """Model, limits and cache for every user; versions, platform, workers and
+    database kind for admins only (they help an attacker pick an exploit).
+    Never URLs or secrets."""
     service = model_service()
     classifier = service.classifier
     config = current_app.config
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "packages": package_versions(),
+    public = {
         "model": {
             **classifier.info.as_dict(),
             "fingerprint": classifier.fingerprint,
             "ready": service.ready,
-            "load_seconds": classifier.load_seconds,
         },
+        "result_cache": config["RESULT_CACHE"],
+        "result_cache_shared": config["RESULT_CACHE_SHARED"],
+        "rate_limits": {"predict": config["PREDICT_RATE_LIMIT"]},
+        "max_upload_bytes": config["MAX_CONTENT_LENGTH"],
+        "max_files_per_request": config["MAX_FILES_PER_REQUEST"],
+    }
+    if not admin:
+        return public
+    return {
+        **public,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": package_versions(),
+        "model": {**public["model"], "load_seconds": classifier.load_seconds},
         "server": {
             "software": os.environ.get("SERVER_SOFTWARE", "unknown"),
             "workers": os.environ.get("SNAPCLASS_WORKERS"),
@@ -59,12 +71,10 @@ def system_info() -> dict:
             "pid": os.getpid(),
         },
         "database": db.engine.dialect.name,
-        "result_cache": config["RESULT_CACHE"],
         "rate_limits": {
             "storage": config["RATELIMIT_STORAGE_URI"].split(":", 1)[0],
             # memory:// counts per worker process: not a global limit.
             "shared": not config["RATELIMIT_STORAGE_URI"].startswith("memory://"),
             "predict": config["PREDICT_RATE_LIMIT"],
         },
-        "max_upload_bytes": config["MAX_CONTENT_LENGTH"],
     }

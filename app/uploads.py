@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from flask import Request
@@ -249,19 +250,21 @@ RAW_IMAGE_TYPES = frozenset(ACCEPTED_FORMATS.values()) | {
     "image/x-ms-bmp",
     "application/octet-stream",
 }
-# C0 and C1 controls, and the Unicode bidi overrides/isolates that make
-# "photo\u202egpj.exe" display as "photoexe.jpg".
-_CONTROL_CHARS = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+# Controls (Cc), format characters (Cf: bidi overrides and marks such as the
+# U+202E that makes "photo\u202egpj.exe" display as "photoexe.jpg", zero-width
+# characters, U+FEFF) and line and paragraph separators (Zl, Zp).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def clean_filename(name: str | None, fallback: str = "upload") -> str:
-    """The last path component, without control characters, at most 255 chars.
+    """The last path component, without control, format or separator
+    characters, at most 255 chars.
 
     The name is only ever displayed (escaped), never used as a path.
     """
-    name = _CONTROL_CHARS.sub("", name or "")
+    name = "".join(
+        ch for ch in name or "" if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+    )
     name = re.split(r"[\\/]", name)[-1].strip()
     return name[:255] or fallback
 

@@ -26,6 +26,7 @@ from flask_login import login_required
 
 from . import feedback
 from . import metrics
+from . import ratelimits
 from .batches import recent_batches
 from .errors import error_response
 from .errors import inference_error_parts
@@ -62,6 +63,7 @@ from .passwords import verify_password
 from .predictions import ImageRejected
 from .predictions import classify_and_store
 from .predictions import owned_prediction
+from .security import CLEAR_SITE_DATA
 from .security import end_user_session
 from .security import safe_next_url
 from .sharing import share as share_prediction
@@ -82,6 +84,9 @@ DEFAULT_MIN_CONFIDENCE = 0.2
 MIN_CONFIDENCE_KEY = "min_confidence"
 # The history page shows at most 100 rows; a bulk delete names no more.
 MAX_BULK_DELETE = 1000
+
+# A history page shows many thumbnails; this long a browser may reuse them.
+THUMBNAIL_MAX_AGE_S = 300
 
 
 def current_min_confidence() -> float:
@@ -131,6 +136,7 @@ def upload() -> ResponseReturnValue:
             uploads,
             current_app.config["DEFAULT_TOP_K"],
             use_cache=current_app.config["RESULT_CACHE"],
+            shared_cache=current_app.config["RESULT_CACHE_SHARED"],
         )
     except (UploadError, ImageRejected, InferenceError) as exc:
         status, code, message = _upload_failure(exc)
@@ -230,7 +236,8 @@ def set_confidence() -> ResponseReturnValue:
 def thumbnail(prediction_id: int) -> ResponseReturnValue:
     """The stored thumbnail (owner only)."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
-    return _jpeg(prediction.thumbnail, "private, max-age=86400")
+    # The browser may keep it briefly, never a shared cache; sign-out clears it.
+    return _jpeg(prediction.thumbnail, f"private, max-age={THUMBNAIL_MAX_AGE_S}")
 
 
 def _jpeg(data: bytes, cache_control: str) -> Response:
@@ -346,7 +353,11 @@ def export_history(fmt: str) -> ResponseReturnValue:
     """Download the (filtered) history as CSV or JSON."""
     if fmt not in EXPORT_TYPES:
         abort(404)
-    _, filters, _ = _history_filters()
+    form, filters, valid = _history_filters()
+    if not valid:
+        # A filtered download must be what was asked for, or nothing.
+        message = next(iter(form.errors.values()))[0]
+        return error_response(400, "invalid_filter", message)
     query = filtered_query(current_user, filters)
     if fmt == "csv":
         body = csv_export(query)
@@ -473,6 +484,12 @@ def create_token() -> ResponseReturnValue:
     form = TokenForm()
     if not form.validate_on_submit():
         return _account_page(form, status=400)
+    limit = current_app.config["MAX_TOKENS_PER_USER"]
+    if _active_tokens(current_user) >= limit:
+        form.name.errors.append(
+            f"You have {limit} active tokens, the most allowed: revoke one first."
+        )
+        return _account_page(form, status=400)
     token, plain = ApiToken.issue(current_user, form.name.data.strip())
     db.session.add(token)
     db.session.commit()
@@ -480,6 +497,14 @@ def create_token() -> ResponseReturnValue:
     response = make_response(_account_page(TokenForm(formdata=None), new_token=plain))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _active_tokens(user: User) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(ApiToken.id)).where(
+            ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
+        )
+    )
 
 
 @bp.route("/account/tokens/<id:token_id>/revoke", methods=["POST"])
@@ -519,12 +544,14 @@ def set_retention() -> ResponseReturnValue:
 
 @bp.route("/account/delete", methods=["POST"])
 @login_required
+@ratelimits.password_check_limits
 def delete_account() -> ResponseReturnValue:
     """Delete the account and everything in it, after the password is confirmed."""
     form = DeleteAccountForm()
     if not form.validate_on_submit():
         return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
     if not verify_password(current_user.password_hash, form.password.data):
+        ratelimits.count_failed_password_check()
         form.password.errors.append("The password is wrong.")
         return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
     user_id = current_user.id
@@ -535,4 +562,6 @@ def delete_account() -> ResponseReturnValue:
     db.session.commit()
     end_user_session()
     flash("Your account and all its data are deleted.", "info")
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response

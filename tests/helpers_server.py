@@ -6,7 +6,7 @@ Used by every test that needs a live server (``test_server.py``,
 ``scripts/fault_run.py``, ``scripts/soak.py`` and ``bench/bench.py``. It
 starts ``gunicorn -c gunicorn.conf.py wsgi:app`` exactly as ``make run`` does
 (random weights, listening on 127.0.0.1 only), after migrating the database and
-creating a user with an API token through the real CLI.
+creating an admin user with an API token through the real CLI.
 """
 
 from __future__ import annotations
@@ -262,8 +262,11 @@ def server_env(
         "PYTHONUNBUFFERED": "1",
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        # These runs measure the server, not the per-token limit on /predict.
+        # These runs measure the server, not the limits on /predict and on
+        # sign-ups (load tests register one user per simulated browser).
         "PREDICT_RATE_LIMIT": "1000000 per minute",
+        "REGISTER_LIMIT_IP": "1000000 per hour",
+        "REGISTER_LIMIT_TOTAL": "1000000 per hour",
     }
     env.pop("SNAPCLASS_OPENVINO_MODEL", None)
     env.update(overrides)
@@ -321,6 +324,8 @@ def start_server(
         reset_database(database_url)
     flask_cli(env, "db", "upgrade")
     flask_cli(env, "create-user", username, "--password", PASSWORD)
+    # An admin: reports read the worker layout from /api/system.
+    flask_cli(env, "set-admin", username)
     token = flask_cli(env, "create-token", username, "reliability").splitlines()[-1]
     log_path = workdir / f"gunicorn-{env['PORT']}.log"
     with log_path.open("w") as log:

@@ -106,5 +106,6 @@ def test_delete_account_needs_csrf_and_post(client, signed_in, app):
 
 def test_delete_account_needs_a_sign_in(client):
     response = client.post("/account/delete", data={"password": PASSWORD})
-    # No session, so no valid CSRF token: refused before the view runs.
-    assert response.status_code == 400
+    # No session: sent to sign in, without reading the body (issue 14).
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")

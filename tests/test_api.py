@@ -479,7 +479,8 @@ def test_unknown_api_route_is_json_404(client):
     assert response.get_json()["error"]["code"] == "not_found"
 
 
-def test_system_info_describes_the_instance_without_secrets(client, token, app):
+def test_system_info_describes_the_instance_without_secrets(client, token, app, runner):
+    runner.invoke(args=["set-admin", "alice"])  # the details are for admins
     response = client.get("/api/system", headers=bearer(token))
     assert response.status_code == 200
     info = response.get_json()

@@ -169,6 +169,11 @@ class Watched:
 
     def images_loaded(self) -> None:
         """Every image has loaded and has an alt attribute."""
+        # A loaded machine may still be fetching a thumbnail after "load".
+        self.page.wait_for_function(
+            "Array.from(document.images).every((img) => img.complete)",
+            timeout=15_000,
+        )
         images = self.page.evaluate(
             """() => Array.from(document.images).map((img) => ({
                 src: img.src, ok: img.complete && img.naturalWidth > 0,

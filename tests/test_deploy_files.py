@@ -9,9 +9,11 @@ checked for what matters (probes, limits, ports, images); ``nginx -t`` and
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from app.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 IMAGE = f"snapclass:{__version__}"
+BACKENDS = ("openvino", "tensorflow")  # the Dockerfile's BACKEND build argument
 APP_PORT = 8000
 GUNICORN_TIMEOUT = 60  # gunicorn.conf.py's default
 WORKER_RSS_MIB = 360  # measured: one OpenVINO worker (docs/deployment.md)
@@ -65,19 +68,119 @@ def dockerfile_stages() -> list[list[str]]:
     return stages
 
 
+def stage_named(name: str) -> list[str]:
+    (stage,) = [s for s in dockerfile_stages() if s[0].endswith(f" AS {name}")]
+    return stage
+
+
 def test_dockerfile_is_multi_stage_slim_and_non_root():
     stages = dockerfile_stages()
     assert len(stages) >= 2
     names = set()
     for stage in stages:
         base, _, name = stage[0].split(maxsplit=1)[1].partition(" AS ")
-        assert "-slim" in base or base in names, f"{base} is not slim"
+        # FROM venv-${BACKEND}: a stage of this file for every backend.
+        for backend in BACKENDS:
+            resolved = base.replace("${BACKEND}", backend)
+            assert "-slim" in resolved or resolved in names, f"{base} is not slim"
         names.add(name.strip())
     final = stages[-1]
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users, "the runtime stage must switch to a non-root user"
     assert users[-1].split(":")[0] not in ("root", "0")
     assert not any("build-essential" in line or "gcc" in line for line in final)
+
+
+def test_dockerfile_serves_openvino_without_tensorflow_by_default():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG BACKEND=openvino$", text, re.M)
+    assert stage_named("venv")[0] == "FROM venv-${BACKEND} AS venv"
+    lean = " ".join(stage_named("venv-openvino"))
+    assert "requirements-serve.txt" in lean and "requirements.txt " not in lean
+    # The model is converted with TensorFlow at build time, in its own stage.
+    assert stage_named("model")[0].startswith("FROM venv-tensorflow ")
+    assert "COPY --from=venv /opt/venv /opt/venv" in dockerfile_stages()[-1]
+    assert "INFERENCE_BACKEND=${BACKEND}" in " ".join(dockerfile_stages()[-1])
+
+
+def requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[\[=<>~]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def test_serving_requirements_have_no_tensorflow_and_are_in_the_full_set():
+    serve = requirement_names(ROOT / "requirements-serve.txt")
+    assert not {name for name in serve if name.startswith("tensorflow")}
+    assert {"openvino", "gunicorn", "flask"} <= serve
+    full = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^-r requirements-serve\.txt$", full, re.M)
+    assert "tensorflow-cpu" in requirement_names(ROOT / "requirements.txt")
+
+
+def test_a_worker_on_the_openvino_path_imports_no_tensorflow(tmp_path):
+    """What an OpenVINO worker imports (the app, the runtime) needs no
+    TensorFlow or Keras: the lean image has none."""
+    code = (
+        "import sys, wsgi, app.inference.openvino_runtime; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'tensorflow', 'keras', 'tf_keras', 'jax', 'torch'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "MODEL_WEIGHTS": "random",
+            "INFERENCE_BACKEND": "openvino",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "SECRET_KEY": "x" * 32,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_image_migrates_sqlite_at_start_and_leaves_postgresql_to_the_job():
+    final = dockerfile_stages()[-1]
+    (entrypoint,) = [line for line in final if line.startswith("ENTRYPOINT")]
+    assert json.loads(entrypoint[len("ENTRYPOINT") :]) == ["snapclass-entrypoint"]
+    assert (
+        "COPY deploy/docker-entrypoint.sh /usr/local/bin/snapclass-entrypoint" in final
+    )
+    script = (DEPLOY / "docker-entrypoint.sh").read_text()
+    assert (DEPLOY / "docker-entrypoint.sh").stat().st_mode & 0o111
+    # Only on SQLite, one container at a time, and the command runs after it.
+    assert re.search(r'case "\$\{DATABASE_URL:-sqlite:\}" in\s+sqlite:\*\)', script)
+    assert "flock /app/instance/.migrate.lock flask db upgrade" in script
+    assert script.rstrip().endswith('exec "$@"')
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "!deploy/docker-entrypoint.sh" in ignored
+
+
+def test_image_runs_alone_and_compose_and_kubernetes_say_production(compose, manifests):
+    """The image has no SNAPCLASS_ENV (it runs alone on SQLite); the stacks
+    that share PostgreSQL set production, which requires SECRET_KEY and
+    DATABASE_URL."""
+    assert "SNAPCLASS_ENV" not in " ".join(dockerfile_stages()[-1])
+    assert compose["services"]["app"]["environment"]["SNAPCLASS_ENV"] == "production"
+    assert one(manifests, "ConfigMap")["data"]["SNAPCLASS_ENV"] == "production"
+
+
+def test_image_start_writes_only_tmp_and_instance():
+    """Gunicorn's control socket under /tmp (not $HOME, /app, which is not
+    writable), and OpenVINO's telemetry declined at build time."""
+    final = " ".join(dockerfile_stages()[-1])
+    assert "XDG_RUNTIME_DIR=/tmp " in final
+    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/" in final
+    assert "HOME=/app /opt/venv/bin/opt_in_out --opt_out" in final
 
 
 def test_dockerfile_fetches_weights_behind_a_build_arg():
@@ -105,6 +208,7 @@ def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored():
     ]
     for needed in ("app", "migrations", "templates", "static", "wsgi.py"):
         assert needed not in ignored
+    assert "requirements-serve.txt" not in ignored
     for private in (".venv", "instance", ".git", "tests", "*.sqlite3"):
         assert private in ignored
     for stage in dockerfile_stages():
@@ -150,6 +254,13 @@ def test_compose_replicas_share_secret_database_and_redis(compose):
     assert env["RATELIMIT_STORAGE_URI"].startswith("redis://redis:6379")
     assert compose["services"]["migrate"]["environment"] == env
     assert compose["services"]["migrate"]["command"] == ["flask", "db", "upgrade"]
+
+
+def test_compose_runs_the_image_read_only_with_tmp_writable(compose):
+    for name in ("app", "migrate"):
+        service = compose["services"][name]
+        assert service["read_only"] is True
+        assert "/tmp" in service["tmpfs"]
 
 
 def test_compose_trusts_only_its_own_network(compose):

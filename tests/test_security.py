@@ -168,7 +168,7 @@ def test_successful_logins_do_not_count(make_app):
         assert auth.login().status_code == 302
 
 
-def test_predict_rate_limit_per_token(make_app, caplog):
+def test_predict_rate_limit_per_user(make_app, caplog):
     app = make_app(PREDICT_RATE_LIMIT="2 per minute")
     client = app.test_client()
     auth = AuthActions(client)
@@ -190,7 +190,7 @@ def test_predict_rate_limit_per_token(make_app, caplog):
     assert limited.get_json()["error"]["code"] == "too_many_requests"
     assert int(limited.headers["Retry-After"]) > 0
     assert "rate limit hit" in caplog.text
-    assert post(second).status_code == 200  # each token has its own budget
+    assert post(second).status_code == 429  # one budget per user, not per token
 
 
 def create_token(client, auth, name: str) -> str:
