@@ -154,3 +154,10 @@ def post_worker_init(worker):
         os.getpid(),
         time.perf_counter() - started,
     )
+
+
+def worker_exit(server, worker):
+    """In each worker, as it exits: the batching loop finishes what is queued."""
+    service = worker.wsgi.extensions.get("snapclass.model") if worker.wsgi else None
+    if service is not None:
+        service.close()

@@ -10,6 +10,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from . import metrics
 from . import ratelimits
 from .errors import error_response
 from .extensions import db
@@ -66,6 +67,7 @@ def predict():
     outcome = classify_and_store(
         classifier, current_user, uploads, top_k, use_cache=config["RESULT_CACHE"]
     )
+    metrics.observe_classification(outcome)
     results = []
     for row in outcome.rows:
         results.append(

@@ -128,6 +128,13 @@ class Config:
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 256
 
+    # Inference speed (issue 15). Batching across requests in each worker: one
+    # loop runs up to BATCH_MAX_SIZE queued images at once, waiting at most
+    # BATCH_MAX_DELAY_MS after the oldest for more (0: take what is queued).
+    # BATCH_MAX_SIZE=1 runs each request alone. Defaults: docs/performance.md.
+    BATCH_MAX_SIZE = env_int("BATCH_MAX_SIZE", 4)
+    BATCH_MAX_DELAY_MS = env_int("BATCH_MAX_DELAY_MS", 0)
+
 
 class TestingConfig(Config):
     TESTING = True

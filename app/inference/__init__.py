@@ -7,6 +7,7 @@ The public interface is :func:`build_classifier` and :class:`Classifier`
 from pathlib import Path
 
 from .backends import resolve_backend
+from .batching import Batcher
 from .classifier import BatchResult
 from .classifier import Classifier
 from .classifier import ModelInfo
@@ -34,6 +35,7 @@ from .weights import parse_weights
 __all__ = [
     "ACCEPTED_FORMATS",
     "BatchResult",
+    "Batcher",
     "Classifier",
     "DecodedImage",
     "ImageTooLarge",
@@ -69,6 +71,8 @@ def build_classifier(
     model_cache_dir: str | Path | None = None,
     openvino_precision: str = DEFAULT_PRECISION,
     converted_model: str | Path | None = None,
+    batch_max_size: int = 1,
+    batch_max_delay_ms: float = 0.0,
 ) -> Classifier:
     """Build (not load) a classifier from settings; loading is ``load()``."""
     spec = parse_weights(weights)
@@ -83,7 +87,14 @@ def build_classifier(
         )
     else:
         runtime = TensorFlowRuntime(spec, intra_op_threads, inter_op_threads)
-    return Classifier(runtime, load_labels(labels_path), spec, max_pixels=max_pixels)
+    return Classifier(
+        runtime,
+        load_labels(labels_path),
+        spec,
+        max_pixels=max_pixels,
+        batch_max_size=batch_max_size,
+        batch_max_delay_ms=batch_max_delay_ms,
+    )
 
 
 def default_model_cache_dir() -> Path:
