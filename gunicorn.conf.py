@@ -101,6 +101,7 @@ def on_starting(server):
     from app.inference import ensure_weights
     from app.inference import parse_precision
     from app.inference import parse_weights
+    from app.inference import require_quantized
     from app.inference import resolve_backend
 
     try:
@@ -108,7 +109,7 @@ def on_starting(server):
         spec = parse_weights(os.environ.get("MODEL_WEIGHTS", "imagenet"))
         ensure_weights(spec)
         backend = resolve_backend(os.environ.get("INFERENCE_BACKEND", "auto"))
-        parse_precision(os.environ.get("OPENVINO_PRECISION"))
+        precision = parse_precision(os.environ.get("OPENVINO_PRECISION"))
         if backend == "openvino":
             cache = os.environ.get("MODEL_CACHE_DIR") or Path(__file__).parent / (
                 "instance/models"
@@ -116,6 +117,8 @@ def on_starting(server):
             path = ensure_converted(spec, Path(cache))
             os.environ["SNAPCLASS_OPENVINO_MODEL"] = str(path)
             server.log.info("OpenVINO model: %s", path)
+            if precision == "int8":
+                server.log.info("INT8 model: %s", require_quantized(Path(cache), spec))
     except (WeightsUnavailable, ValueError) as exc:
         print(f"\nSnapclass cannot start.\n\n{exc}\n", file=sys.stderr)
         raise SystemExit(1) from None

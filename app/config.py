@@ -73,9 +73,9 @@ class Config:
     IMAGENET_LABELS = os.environ.get("IMAGENET_LABELS") or None
     # auto: OpenVINO on CPU, TensorFlow when it can use a visible GPU.
     INFERENCE_BACKEND = os.environ.get("INFERENCE_BACKEND", "auto")
-    # f32 matches Keras to 1e-6; bf16 is ~2x faster on AVX512_BF16/AMX CPUs but
-    # moves softmax scores by up to ~1e-2.
-    OPENVINO_PRECISION = os.environ.get("OPENVINO_PRECISION", "f32")
+    # auto: bf16 where the CPU runs it natively (AMX, AVX512_BF16), else f32;
+    # f32 matches Keras to 1e-6; int8 needs `flask quantize-model` first.
+    OPENVINO_PRECISION = os.environ.get("OPENVINO_PRECISION", "auto")
     # Converted models, keyed by the weights' fingerprint (default instance/models).
     MODEL_CACHE_DIR = os.environ.get("MODEL_CACHE_DIR") or None
     # Set by the Gunicorn master after it converted the model (not for people).

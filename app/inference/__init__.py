@@ -25,7 +25,12 @@ from .labels import load_labels
 from .openvino_runtime import DEFAULT_PRECISION
 from .openvino_runtime import OpenVINORuntime
 from .openvino_runtime import ensure_converted
+from .openvino_runtime import find_quantized
+from .openvino_runtime import native_precision
 from .openvino_runtime import parse_precision
+from .openvino_runtime import require_quantized
+from .quantize import compare as compare_precisions
+from .quantize import quantize as quantize_model
 from .runtime import Runtime
 from .runtime import TensorFlowRuntime
 from .weights import WeightsSpec
@@ -51,11 +56,16 @@ __all__ = [
     "WeightsSpec",
     "WeightsUnavailable",
     "build_classifier",
+    "compare_precisions",
     "ensure_converted",
+    "find_quantized",
     "ensure_weights",
     "load_labels",
+    "native_precision",
     "parse_precision",
     "parse_weights",
+    "quantize_model",
+    "require_quantized",
     "resolve_backend",
 ]
 
