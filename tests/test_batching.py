@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from app import create_app
+from app.config import TestingConfig
 from app.inference import Batcher
 from app.inference import ModelUnavailable
 from app.inference import build_classifier
@@ -252,3 +254,18 @@ def test_concurrent_posts_get_their_own_results_and_a_corrupt_one_fails_alone(
             assert g["score"] == pytest.approx(a.score, abs=1e-4)
         assert "queue" in result["timing_ms"]
         assert "queue;dur=" in response.headers["Server-Timing"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("BATCH_MAX_SIZE", 0), ("BATCH_MAX_DELAY_MS", -1)]
+)
+def test_the_app_refuses_bad_batch_settings_when_it_is_created(setting, value):
+    config = type("Config", (TestingConfig,), {setting: value})
+    with pytest.raises(ValueError, match=setting):
+        create_app(config)
+
+
+def test_batching_is_off_with_batch_max_size_1(classifier):
+    result = classifier.classify([classifier.decode(photo(1))])
+    assert classifier._batcher is None
+    assert (result.queue_ms, result.batch_size) == (0.0, 1)
