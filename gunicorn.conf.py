@@ -103,6 +103,7 @@ def on_starting(server):
     from app.inference import parse_weights
     from app.inference import require_quantized
     from app.inference import resolve_backend
+    from app.model_service import parse_batching
 
     try:
         sqlite_synchronous(os.environ.get("SQLITE_SYNCHRONOUS") or "NORMAL")
@@ -110,6 +111,9 @@ def on_starting(server):
         ensure_weights(spec)
         backend = resolve_backend(os.environ.get("INFERENCE_BACKEND", "auto"))
         precision = parse_precision(os.environ.get("OPENVINO_PRECISION"))
+        from app.config import Config
+
+        parse_batching(Config.BATCH_MAX_SIZE, Config.BATCH_MAX_DELAY_MS)
         if backend == "openvino":
             cache = os.environ.get("MODEL_CACHE_DIR") or Path(__file__).parent / (
                 "instance/models"
@@ -161,6 +165,7 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """In each worker, as it exits: the batching loop finishes what is queued."""
-    service = worker.wsgi.extensions.get("snapclass.model") if worker.wsgi else None
+    app = getattr(worker, "wsgi", None)  # None if the worker never booted
+    service = app.extensions.get("snapclass.model") if app is not None else None
     if service is not None:
         service.close()
