@@ -46,7 +46,7 @@ clean: ## Remove caches (keeps .venv and instance/)
 	rm -rf .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-bench: venv ## Benchmark model, pipeline and served app in one run (~6 min; --layouts ~15)
+bench: venv ## Benchmark precisions, batching, pipeline and served app in one run (~15 min; --layouts ~25)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 stress: venv ## Stress-test the served app, write reports/stress-<time>/ (~2 min)

@@ -126,7 +126,9 @@ def on_starting(server):
     from app.inference import ensure_weights
     from app.inference import parse_precision
     from app.inference import parse_weights
+    from app.inference import require_quantized
     from app.inference import resolve_backend
+    from app.model_service import parse_batching
 
     try:
         # The settings as the app reads them, defaults included (app/config.py).
@@ -134,7 +136,8 @@ def on_starting(server):
         spec = parse_weights(Config.MODEL_WEIGHTS)
         ensure_weights(spec)
         backend = resolve_backend(Config.INFERENCE_BACKEND)
-        parse_precision(Config.OPENVINO_PRECISION)
+        precision = parse_precision(Config.OPENVINO_PRECISION)
+        parse_batching(Config.BATCH_MAX_SIZE, Config.BATCH_MAX_DELAY_MS)
         if backend == "openvino":
             cache = Config.MODEL_CACHE_DIR or Path(__file__).parent / "instance/models"
             path = ensure_converted(
@@ -143,6 +146,8 @@ def on_starting(server):
             # Workers create their app after this, so they read it (app/config.py).
             os.environ["SNAPCLASS_OPENVINO_MODEL"] = str(path)
             server.log.info("OpenVINO model: %s", path)
+            if precision == "int8":
+                server.log.info("INT8 model: %s", require_quantized(Path(cache), spec))
     except (WeightsUnavailable, ValueError) as exc:
         print(f"\nSnapclass cannot start.\n\n{exc}\n", file=sys.stderr)
         raise SystemExit(1) from None
@@ -184,3 +189,11 @@ def post_worker_init(worker):
     from app.database import warn_if_no_schema
 
     warn_if_no_schema(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """In each worker, as it exits: the batching loop finishes what is queued."""
+    app = getattr(worker, "wsgi", None)  # None if the worker never booted
+    service = app.extensions.get("snapclass.model") if app is not None else None
+    if service is not None:
+        service.close()

@@ -11,6 +11,7 @@ from flask import url_for
 from flask_login import current_user
 
 from . import feedback
+from . import metrics
 from . import ratelimits
 from .batches import batch_for_upload
 from .batches import create_batch
@@ -90,6 +91,7 @@ def predict():
         batch_id=batch_id,
         shared_cache=config["RESULT_CACHE_SHARED"],
     )
+    metrics.observe_classification(outcome)
     results = []
     for row in outcome.rows:
         results.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import sqlalchemy as sa
 from flask import Flask
@@ -13,9 +15,12 @@ from .forms import USERNAME_PATTERN
 from .forms import normalize_username
 from .history import purge_all_expired
 from .inference import WeightsUnavailable
+from .inference import compare_precisions
 from .inference import ensure_weights
 from .inference import parse_weights
+from .inference import quantize_model
 from .models import ApiToken
+from .models import Prediction
 from .models import User
 from .passwords import hash_password
 
@@ -26,6 +31,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(fetch_model)
     app.cli.add_command(purge_history)
     app.cli.add_command(set_admin)
+    app.cli.add_command(quantize_model_command)
+    app.cli.add_command(compare_precision)
 
 
 def _find_user(username: str) -> User:
@@ -104,3 +111,119 @@ def set_admin(username: str, revoke: bool) -> None:
     db.session.commit()
     state = "no longer an admin" if revoke else "an admin"
     click.echo(f"{user.username} is {state}.")
+
+
+PHOTO_SUFFIXES = frozenset((".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"))
+
+
+def _photos_in(folder: str, limit: int | None = None) -> list[bytes]:
+    paths = sorted(
+        path
+        for path in Path(folder).rglob("*")
+        if path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES
+    )
+    if not paths:
+        raise click.ClickException(f"No photos (JPEG, PNG, WebP...) in {folder}.")
+    return [path.read_bytes() for path in paths[:limit]]
+
+
+def _recent_thumbnails(count: int) -> list[bytes]:
+    """The thumbnails of the latest ``count`` distinct photos users sent."""
+    thumbnails: dict[str, bytes] = {}
+    rows = db.session.execute(
+        sa.select(Prediction.sha256, Prediction.thumbnail)
+        .order_by(Prediction.id.desc())
+        .limit(count * 4)
+    )
+    for sha256, thumbnail in rows:
+        if thumbnail and sha256 not in thumbnails:
+            thumbnails[sha256] = thumbnail
+            if len(thumbnails) == count:
+                break
+    if not thumbnails:
+        raise click.ClickException("The history holds no photos to calibrate with.")
+    return list(thumbnails.values())
+
+
+def _model_cache_dir() -> Path:
+    from .inference import default_model_cache_dir
+
+    return Path(current_app.config["MODEL_CACHE_DIR"] or default_model_cache_dir())
+
+
+@click.command("quantize-model")
+@with_appcontext
+@click.option(
+    "--images",
+    "folder",
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder of calibration photos (NNCF suggests ~300).",
+)
+@click.option(
+    "--from-history",
+    "history",
+    type=click.IntRange(min=1),
+    help="Calibrate with the thumbnails of the latest N distinct uploads.",
+)
+def quantize_model_command(folder: str | None, history: int | None) -> None:
+    """Make the INT8 model that OPENVINO_PRECISION=int8 serves (NNCF)."""
+    if (folder is None) == (history is None):
+        raise click.UsageError("Give exactly one of --images DIR or --from-history N.")
+    photos = _photos_in(folder) if folder else _recent_thumbnails(history)
+    spec = parse_weights(current_app.config["MODEL_WEIGHTS"])
+    try:
+        result = quantize_model(
+            spec,
+            _model_cache_dir(),
+            photos,
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+        )
+    except (WeightsUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    how = "already made" if result.cached else f"made in {result.seconds:.1f} s"
+    skipped = (
+        f" ({result.skipped} photos could not be decoded)" if result.skipped else ""
+    )
+    click.echo(
+        f"INT8 model {how} from {result.images} photos{skipped}: {result.path}\n"
+        "Serve it with OPENVINO_PRECISION=int8; check it first with "
+        "'flask compare-precision DIR'."
+    )
+
+
+@click.command("compare-precision")
+@with_appcontext
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--limit", type=click.IntRange(min=1), help="At most N photos.")
+def compare_precision(folder: str, limit: int | None) -> None:
+    """Run each precision against f32 on a folder of photos: top-1 and top-5
+    agreement and the largest softmax difference."""
+    spec = parse_weights(current_app.config["MODEL_WEIGHTS"])
+    try:
+        results, skipped = compare_precisions(
+            spec,
+            _model_cache_dir(),
+            _photos_in(folder, limit),
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+        )
+    except (WeightsUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{'precision':<10} {'ran as':<36} {'photos':>6} {'top-1':>7} "
+        f"{'top-5':>7} {'max |diff|':>11} {'ms/img':>7}"
+    )
+    for row in results:
+        click.echo(
+            f"{row.precision:<10} {row.ran:<36} {row.images:>6} "
+            f"{row.top1:>7.1%} {row.top5:>7.1%} {row.max_softmax_diff:>11.5f} "
+            f"{row.ms_per_image:>7.1f}"
+        )
+    if not any(row.precision == "int8" for row in results):
+        click.echo("int8: no quantized model yet ('flask quantize-model').")
+    if skipped:
+        click.echo(f"{skipped} files could not be decoded and were left out.")
+    if spec.is_random:
+        click.echo(
+            "Random weights: agreement says how close the numerics are, not "
+            "whether real classifications change."
+        )

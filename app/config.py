@@ -107,9 +107,9 @@ class Config:
     IMAGENET_LABELS = FromEnv("IMAGENET_LABELS")
     # auto: OpenVINO on CPU, TensorFlow when it can use a visible GPU.
     INFERENCE_BACKEND = FromEnv("INFERENCE_BACKEND", "auto")
-    # f32 matches Keras to 1e-6; bf16 is ~2x faster on AVX512_BF16/AMX CPUs but
-    # moves softmax scores by up to ~1e-2.
-    OPENVINO_PRECISION = FromEnv("OPENVINO_PRECISION", "f32")
+    # auto: bf16 where the CPU runs it natively (AMX, AVX512_BF16), else f32;
+    # f32 matches Keras to 1e-6; int8 needs `flask quantize-model` first.
+    OPENVINO_PRECISION = FromEnv("OPENVINO_PRECISION", "auto")
     # Converted models, keyed by the weights' fingerprint (default instance/models).
     MODEL_CACHE_DIR = FromEnv("MODEL_CACHE_DIR")
     # Converting ResNet50 takes ~20 s; a stuck conversion stops start-up.
@@ -182,6 +182,12 @@ class Config:
     MAX_ANONYMOUS_BODIES_PER_WORKER = FromEnv(
         "MAX_ANONYMOUS_BODIES_PER_WORKER", 4, as_int
     )
+    # Inference speed (issue 15). Batching across requests in each worker: one
+    # loop runs up to BATCH_MAX_SIZE queued images at once, waiting at most
+    # BATCH_MAX_DELAY_MS after the oldest for more (0: take what is queued).
+    # BATCH_MAX_SIZE=1 runs each request alone. Defaults: docs/performance.md.
+    BATCH_MAX_SIZE = FromEnv("BATCH_MAX_SIZE", 4, as_int)
+    BATCH_MAX_DELAY_MS = FromEnv("BATCH_MAX_DELAY_MS", 0, as_int)
 
 
 class TestingConfig(Config):

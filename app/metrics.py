@@ -22,7 +22,6 @@ from collections.abc import Iterable
 
 from flask import Flask
 from flask import Response
-from flask import current_app
 from flask import g
 from flask import request
 from prometheus_client import REGISTRY
@@ -74,8 +73,15 @@ INFERENCE_SECONDS = Histogram(
 )
 BATCH_SIZE = Histogram(
     "snapclass_inference_batch_size",
-    "Images per batch that went through the network (cache hits excluded).",
-    buckets=(1, 2, 4, 8, 16, 32),
+    "Images per batch that went through the network (cache hits excluded; with "
+    "BATCH_MAX_SIZE > 1 a batch can hold several requests' images).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+)
+QUEUE_SECONDS = Histogram(
+    "snapclass_inference_queue_seconds",
+    "Time a request's images waited for the batching loop before their batch "
+    "ran (0 with BATCH_MAX_SIZE=1).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 CACHE_HITS = Counter(
     "snapclass_result_cache_hits_total",
@@ -99,7 +105,7 @@ OVERLOAD = Counter(
 MODEL_INFO = Gauge(
     "snapclass_model_info",
     "The model this instance serves (value is always 1).",
-    ["name", "weights", "backend"],
+    ["name", "weights", "backend", "precision"],
     multiprocess_mode="livemax",
 )
 WORKER_RESTARTS = Counter(
@@ -225,25 +231,32 @@ def set_model_info(app: Flask) -> None:
         info = service.classifier.info
     except InferenceError:
         return
-    MODEL_INFO.labels(info.name, info.weights, info.backend).set(1)
+    MODEL_INFO.labels(info.name, info.weights, info.backend, info.precision).set(1)
     _model_info_set = True
 
 
-def observe_classification(outcome, backend: str) -> None:
-    """Count one classified request: batch, inference time, cache hits/misses.
+def observe_classification(outcome) -> None:
+    """Count one classified request: cache hits/misses and queue wait.
 
-    ``outcome`` is the ``ClassifyOutcome`` of ``app.predictions``. Views call
-    this right after ``classify_and_store``; requests that did not call it are
-    counted from their ``Server-Timing`` header instead (see ``after_request``).
+    ``outcome`` is the ``ClassifyOutcome`` of ``app.predictions``; views call
+    this right after ``classify_and_store``, and the request log reads the same
+    outcome from ``g``. Batches are counted where they run (``observe_batch``).
     """
-    g.classification_observed = True
+    g.classify_outcome = outcome
     CACHE_HITS.inc(outcome.cache_hits)
     CACHE_MISSES.inc(outcome.batch_size)
     if outcome.batch_size:
-        BATCH_SIZE.observe(outcome.batch_size)
-        INFERENCE_SECONDS.labels(backend).observe(
-            outcome.timing_ms.get("inference", 0.0) / 1000.0
-        )
+        QUEUE_SECONDS.observe(outcome.timing_ms.get("queue", 0.0) / 1000.0)
+
+
+def observe_batch(backend: str):
+    """A callback for the classifier: one network batch of ``images`` ran."""
+
+    def observe(images: int, inference_ms: float) -> None:
+        BATCH_SIZE.observe(images)
+        INFERENCE_SECONDS.labels(backend).observe(inference_ms / 1000.0)
+
+    return observe
 
 
 def parse_server_timing(header: str | None) -> dict[str, float | str]:
@@ -263,23 +276,6 @@ def parse_server_timing(header: str | None) -> dict[str, float | str]:
             elif key == "desc":
                 parts[name] = value.strip('"')
     return parts
-
-
-def _observe_from_server_timing(timing: dict) -> None:
-    """Classification metrics of a view that only reported its Server-Timing."""
-    hits, _, total = str(timing.get("cache", "")).partition("/")
-    if not (hits.isdigit() and total.isdigit()):
-        return
-    hits_n, total_n = int(hits), int(total)
-    batch = max(total_n - hits_n, 0)
-    CACHE_HITS.inc(hits_n)
-    CACHE_MISSES.inc(batch)
-    if batch:
-        BATCH_SIZE.observe(batch)
-        backend = current_app.extensions[EXTENSION_KEY].classifier.info.backend
-        INFERENCE_SECONDS.labels(backend).observe(
-            float(timing.get("inference", 0.0)) / 1000.0
-        )
 
 
 def route_label() -> str:
@@ -329,14 +325,6 @@ def after_request(response: Response) -> Response:
         and status not in (401, 403, 404, 405)
     ):
         UPLOADS_REJECTED.labels(error_code(response) or f"http_{status}").inc()
-    if (
-        response.status_code < 400
-        and not g.get("classification_observed")
-        and "Server-Timing" in response.headers
-    ):
-        _observe_from_server_timing(
-            parse_server_timing(response.headers["Server-Timing"])
-        )
     return response
 
 

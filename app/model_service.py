@@ -38,6 +38,7 @@ class ModelService:
         # would break every page, error pages included).
         resolve_backend(app.config["INFERENCE_BACKEND"])
         parse_precision(app.config["OPENVINO_PRECISION"])
+        parse_batching(app.config["BATCH_MAX_SIZE"], app.config["BATCH_MAX_DELAY_MS"])
         self._settings = {
             "weights": app.config["MODEL_WEIGHTS"],
             "backend": app.config["INFERENCE_BACKEND"],
@@ -48,24 +49,31 @@ class ModelService:
             "intra_op_threads": app.config["INTRA_OP_THREADS"],
             "inter_op_threads": app.config["INTER_OP_THREADS"],
             "max_pixels": app.config["MAX_IMAGE_PIXELS"],
+            "batch_max_size": app.config["BATCH_MAX_SIZE"],
+            "batch_max_delay_ms": app.config["BATCH_MAX_DELAY_MS"],
         }
         app.extensions[EXTENSION_KEY] = self
 
     def use(self, classifier: Classifier) -> None:
         """Install an already built classifier (tests share one across apps)."""
-        self._classifier = classifier
+        self._classifier = _observed(classifier)
 
     @property
     def classifier(self) -> Classifier:
         """The classifier, built on first access but not necessarily loaded."""
         with self._lock:
             if self._classifier is None:
-                self._classifier = build_classifier(**self._settings)
+                self._classifier = _observed(build_classifier(**self._settings))
             return self._classifier
 
     @property
     def ready(self) -> bool:
         return self._classifier is not None and self._classifier.ready
+
+    def close(self) -> None:
+        """Finish queued requests and stop the batching loop (worker exit)."""
+        if self._classifier is not None:
+            self._classifier.close()
 
     def load(self) -> Classifier:
         """Load and warm the model; a failure is logged and re-raised."""
@@ -87,6 +95,22 @@ class ModelService:
             raise ModelUnavailable(
                 "The model could not be loaded; the server log says why."
             ) from exc
+
+
+def parse_batching(max_size: int, max_delay_ms: int) -> None:
+    """``BATCH_MAX_SIZE`` >= 1 (1 = no batching), ``BATCH_MAX_DELAY_MS`` >= 0."""
+    if max_size < 1:
+        raise ValueError(f"BATCH_MAX_SIZE must be 1 or more, got {max_size}")
+    if max_delay_ms < 0:
+        raise ValueError(f"BATCH_MAX_DELAY_MS must be 0 or more, got {max_delay_ms}")
+
+
+def _observed(classifier: Classifier) -> Classifier:
+    """Count each network batch in the metrics (size, inference time)."""
+    from .metrics import observe_batch  # metrics imports this module
+
+    classifier.on_batch = observe_batch(classifier.runtime.name)
+    return classifier
 
 
 def model_service() -> ModelService:

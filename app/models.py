@@ -218,6 +218,15 @@ class Prediction(db.Model):
     def random_weights(self) -> bool:
         return self.weights == "random"
 
+    @property
+    def precision(self) -> str:
+        """What the network computed in (f32, bf16, int8), read from the
+        runtime variant in the fingerprint ("<weights>/openvino-bf16")."""
+        variant = (self.model_fingerprint or "").rpartition("/")[2]
+        if not variant.startswith("openvino-"):
+            return "f32"  # TensorFlow, and rows from before precisions existed
+        return variant.removeprefix("openvino-").partition("-")[0]
+
     def as_dict(self) -> dict:
         """The API representation of one stored prediction."""
         return {
@@ -233,6 +242,7 @@ class Prediction(db.Model):
                 "name": self.model_name,
                 "weights": self.weights,
                 "backend": self.backend,
+                "precision": self.precision,
                 "random_weights": self.random_weights,
             },
             "timing_ms": self.timing_ms,

@@ -104,6 +104,13 @@ SCHEMAS: dict[str, dict] = {
                 "description": "True when the labels are meaningless (demo mode).",
             },
             "labels_available": {"type": "boolean"},
+            "precision": {
+                "type": "string",
+                "description": "What the network computes in: f32, bf16 or "
+                "int8 (OPENVINO_PRECISION; auto is bf16 where the CPU runs it "
+                "natively). Results are cached per precision.",
+                "examples": ["bf16"],
+            },
         },
     },
     "Timing": {
@@ -113,6 +120,11 @@ SCHEMAS: dict[str, dict] = {
         "properties": {
             "decode": {"type": "number", "minimum": 0},
             "preprocess": {"type": "number", "minimum": 0},
+            "queue": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Wait for the batching loop (BATCH_MAX_SIZE).",
+            },
             "inference": {"type": "number", "minimum": 0},
             "total": {"type": "number", "minimum": 0},
         },

@@ -27,8 +27,10 @@ class ClassifyOutcome:
 
     rows: list[Prediction]
     timing_ms: dict[str, float] = field(default_factory=dict)
-    batch_size: int = 0  # images that went through the network
+    batch_size: int = 0  # this request's images that went through the network
     cache_hits: int = 0
+    # Images in the network batch that carried them (other requests' included).
+    network_batch_size: int = 0
 
 
 class ImageRejected(Exception):
@@ -110,12 +112,14 @@ def classify_and_store(
         timing_ms={
             "decode": sum(image.decode_ms for image in decoded.values()),
             "preprocess": batch.preprocess_ms if batch else 0.0,
+            "queue": batch.queue_ms if batch else 0.0,
             "inference": batch.inference_ms if batch else 0.0,
             "db": (finished - db_started) * 1000.0,
             "total": (finished - started) * 1000.0,
         },
         batch_size=len(misses),
         cache_hits=len(uploads) - len(misses),
+        network_batch_size=batch.batch_size if batch else 0,
     )
 
 
@@ -180,6 +184,7 @@ def fill_new_result(row: Prediction, image, predictions, batch) -> None:
     row.timing_ms = {
         "decode": round(image.decode_ms, 2),
         "preprocess": round(batch.preprocess_ms, 2),
+        "queue": round(batch.queue_ms, 2),
         "inference": round(batch.inference_ms, 2),
     }
 
@@ -206,9 +211,10 @@ def history_query(user: User) -> sa.Select:
 
 
 def server_timing_header(outcome: ClassifyOutcome) -> str:
-    """``Server-Timing: decode;dur=3.1, ..., total;dur=55.2, cache;desc="1/2"``
+    """``Server-Timing: decode;dur=3.1, queue;dur=2.0, ..., cache;desc="1/2"``
 
-    The ``cache`` entry says how many of the request's images were cache hits.
+    ``queue`` is the wait for the batching loop; the ``cache`` entry says how
+    many of the request's images were cache hits.
     """
     parts = [f"{name};dur={value:.1f}" for name, value in outcome.timing_ms.items()]
     parts.append(f'cache;desc="{outcome.cache_hits}/{len(outcome.rows)}"')

@@ -29,7 +29,6 @@ from flask import request
 from .metrics import address_in
 from .metrics import method_label
 from .metrics import parse_networks
-from .metrics import parse_server_timing
 from .metrics import peer_address
 from .metrics import route_label
 
@@ -113,9 +112,11 @@ def request_record(response: Response) -> dict:
         "user_id": user_id,
         "auth": g.get("auth_method") if user_id is not None else None,
     }
-    timing = parse_server_timing(response.headers.get("Server-Timing"))
-    if timing:
-        record["timing_ms"] = timing
+    outcome = g.get("classify_outcome")  # set by metrics.observe_classification
+    if outcome is not None:
+        record["timing_ms"] = {k: round(v, 2) for k, v in outcome.timing_ms.items()}
+        record["cache_hits"] = outcome.cache_hits
+        record["batch_size"] = outcome.network_batch_size
     return record
 
 

@@ -19,6 +19,7 @@ PACKAGES = (
     "numpy",
     "pillow",
     "openvino",
+    "nncf",
     "tensorflow-cpu",
     "tensorflow",
     "keras",
@@ -46,6 +47,10 @@ def system_info(admin: bool = False) -> dict:
         "model": {
             **classifier.info.as_dict(),
             "fingerprint": classifier.fingerprint,
+            # What was asked for; "precision" above is what runs.
+            "precision_setting": config["OPENVINO_PRECISION"],
+            "batch_max_size": config["BATCH_MAX_SIZE"],
+            "batch_max_delay_ms": config["BATCH_MAX_DELAY_MS"],
             "ready": service.ready,
         },
         "result_cache": config["RESULT_CACHE"],

@@ -145,7 +145,7 @@ def upload() -> ResponseReturnValue:
             return error_response(status, code, message)
         flash(message, "error")
         return render_template("web/index.html", form=form), status
-    metrics.observe_classification(outcome, classifier.info.backend)
+    metrics.observe_classification(outcome)
     ids = [row.id for row in outcome.rows]
     if len(ids) == 1:
         target = url_for("web.result", prediction_id=ids[0])

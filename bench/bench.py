@@ -1,12 +1,16 @@
 """``make bench``: the model, the pipeline and the served app, measured in one run.
 
 Prints one report with
-  (a) the raw in-process ceiling of each backend (batch 1 and best batch),
+  (a) the raw in-process ceiling of each backend (batch 1 and best batch), and
+      OpenVINO f32 / bf16 / INT8 at batch 1, 4 and 8 (quantizing once if needed),
   (b) decode + preprocess time, naive vs ours, for small, medium and 12 MP JPEGs,
   (c) the served app (real Gunicorn, real HTTP, random weights) under Locust:
       the seed profile (10 users, spawn 2/s, wait 1-5 s) and saturation (no wait),
   (d) the in-process pipeline ceiling and the served/ceiling ratios,
-  (e) worker RSS and start-up time, and a 12 MP photo through /predict at low load.
+  (e) worker RSS and start-up time, and a 12 MP photo through /predict at low load,
+  (f) batching across requests in process, for several BATCH_MAX_SIZE / DELAY.
+The served app runs with the defaults and as before issue 15
+(OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1), and with int8 when a model exists.
 
 Usage: python bench/bench.py [--image PATH] [--duration 60] [--layouts]
 Everything runs on this machine; the server listens on 127.0.0.1 only.
@@ -110,49 +114,138 @@ def raw_ceiling(backend: str, threads: int, cache: Path) -> dict:
     return {int(k): v for k, v in data.items()}
 
 
-# The served precision (f32) against bf16, on CPUs that run bf16 natively.
-PRECISION_SCRIPT = """
+# Each precision at batch 1, 4 and 8, interleaved in one process so that the
+# machine's drift hits them alike; and how far each moves the softmax from f32.
+PRECISIONS_SCRIPT = """
 import json, sys, time
 import numpy as np
-from app.inference import build_classifier
-from app.inference.images import preprocess_batch
+from app.inference import OpenVINORuntime, parse_weights
+from app.inference.images import decode_image, preprocess_batch
 cache, path = sys.argv[1], sys.argv[2]
-models = {}
-for precision in ("f32", "bf16"):
-    c = build_classifier("random", backend="openvino", intra_op_threads=0,
-                         model_cache_dir=cache, openvino_precision=precision)
-    c.load()
-    models[precision] = c
-x = preprocess_batch([models["f32"].decode(open(path, "rb").read())])
-times = {p: [] for p in models}
-for _ in range(30):  # interleaved, so drift hits both alike
-    for precision, c in models.items():
+threads, rounds = int(sys.argv[3]), int(sys.argv[4])
+precisions = sys.argv[5].split(",")
+spec = parse_weights("random")
+runtimes = {}
+for precision in precisions:
+    runtime = OpenVINORuntime(spec, cache, threads=threads, precision=precision)
+    runtime.load()
+    runtimes[precision] = runtime
+photo = preprocess_batch([decode_image(open(path, "rb").read(), max_pixels=10**9)])
+x = np.concatenate([photo] * 8)
+times = {(p, b): [] for p in runtimes for b in (1, 4, 8)}
+for (p, b) in times:
+    runtimes[p](x[:b])
+for _ in range(rounds):
+    for (p, b) in times:
         t = time.perf_counter()
-        c.runtime(x)
-        times[precision].append(time.perf_counter() - t)
-scores = {p: c.runtime(x)[0] for p, c in models.items()}
+        runtimes[p](x[:b])
+        times[(p, b)].append(time.perf_counter() - t)
+median = {key: sorted(t)[len(t) // 2] for key, t in times.items()}
+reference = runtimes["f32"](photo)[0]
 print(json.dumps({
-    **{p: 1000 * sorted(t)[len(t) // 2] for p, t in times.items()},
-    "max_diff": float(np.abs(scores["f32"] - scores["bf16"]).max()),
+    p: {
+        "ran": runtimes[p].variant,
+        "max_diff": float(np.abs(runtimes[p](photo)[0] - reference).max()),
+        **{str(b): b / median[(p, b)] for b in (1, 4, 8)},
+    }
+    for p in runtimes
 }))
 """
 
 
-def native_bf16() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-def precision_comparison(cache: Path, image: Path) -> dict:
-    """Batch-1 ms of OpenVINO f32 and bf16 (all cores) and the largest softmax
-    difference between them on ``image``."""
+def precision_ceilings(cache: Path, image: Path, precisions: list[str]) -> dict:
+    """Images/s of each precision at batch 1, 4 and 8 (all cores), and the
+    largest softmax difference from f32 on ``image``."""
     result = subprocess.run(
-        [sys.executable, "-c", PRECISION_SCRIPT, str(cache), str(image)],
+        [sys.executable, "-c", PRECISIONS_SCRIPT, str(cache), str(image)]
+        + [str(CORES), "12", ",".join(precisions)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-1500:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ensure_int8(cache: Path, workdir: Path) -> bool:
+    """An INT8 model for the random weights (made once, from the shared photos
+    or generated ones when those are missing); False if NNCF is missing."""
+    from app.inference import find_quantized
+    from app.inference import parse_weights
+    from app.inference import quantize_model
+
+    spec = parse_weights("random")
+    if find_quantized(cache, spec) is not None:
+        return True
+    photos = [path.read_bytes() for path in sorted(SHARED_IMAGES.glob("*.jp*g"))]
+    photos = photos or [generated_jpeg(640 + 32 * i, 480) for i in range(8)]
+    try:
+        quantize_model(spec, cache, photos)
+    except ImportError:
+        return False
+    return True
+
+
+# Batching across requests, in process: one classifier as one worker runs it
+# (all cores' inference threads), ``clients`` threads each decoding and
+# classifying the photo in a loop; each configuration in turn, several rounds.
+BATCHING_SCRIPT = """
+import json, sys, threading, time
+from app.inference import build_classifier
+cache, path, seconds, rounds, clients, threads = sys.argv[1:7]
+configs = [tuple(map(int, c.split(":"))) for c in sys.argv[7].split(",")]
+data = open(path, "rb").read()
+models = {}
+for size, delay in configs:
+    c = build_classifier("random", backend="openvino", intra_op_threads=int(threads),
+                         model_cache_dir=cache, batch_max_size=size,
+                         batch_max_delay_ms=delay)
+    c.load()
+    models[(size, delay)] = c
+results = {key: {"n": 0, "s": 0.0, "lat": [], "batch": []} for key in configs}
+def run(key):
+    c, stop, res = models[key], time.perf_counter() + float(seconds), results[key]
+    def client():
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            r = c.classify([c.decode(data)])
+            res["lat"].append(time.perf_counter() - t)
+            res["batch"].append(r.batch_size)
+    workers = [threading.Thread(target=client) for _ in range(int(clients))]
+    started = time.perf_counter()
+    for w in workers: w.start()
+    for w in workers: w.join()
+    res["s"] += time.perf_counter() - started
+for _ in range(int(rounds)):
+    for key in configs:
+        run(key)
+out = []
+for (size, delay), r in results.items():
+    lat = sorted(r["lat"])
+    out.append({"size": size, "delay": delay, "img_s": len(lat) / r["s"],
+                "p50": 1000 * lat[len(lat) // 2],
+                "p95": 1000 * lat[int(0.95 * (len(lat) - 1))],
+                "batch": sum(r["batch"]) / len(r["batch"]),
+                "precision": models[(size, delay)].info.precision})
+print(json.dumps(out))
+"""
+
+BATCHING_CONFIGS = "1:0,2:0,4:0,8:0,4:5,8:10"
+
+
+def batching_in_process(
+    cache: Path, image: Path, *, clients: int = 8, seconds: int = 8, rounds: int = 3
+) -> list[dict]:
+    result = subprocess.run(
+        [sys.executable, "-c", BATCHING_SCRIPT, str(cache), str(image)]
+        + [str(seconds), str(rounds), str(clients), str(CORES), BATCHING_CONFIGS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if result.returncode != 0:
@@ -294,9 +387,10 @@ def bench_server(workdir: Path, cache: Path, index: int, **settings: str):
         **{
             "WEB_CONCURRENCY": str(CORES),
             "RESULT_CACHE": "false",
-            # The ceilings are measured in f32; so is the served app, whatever
-            # the shell says.
-            "OPENVINO_PRECISION": "f32",
+            # The defaults, whatever the shell says, unless a run names them.
+            "OPENVINO_PRECISION": "auto",
+            "BATCH_MAX_SIZE": "",
+            "BATCH_MAX_DELAY_MS": "",
             **settings,
         },
     )
@@ -457,12 +551,18 @@ def main() -> int:
     parser.add_argument(
         "--skip-served", action="store_true", help="only the in-process measurements"
     )
+    parser.add_argument(
+        "--skip-precisions",
+        action="store_true",
+        help="no f32/bf16/int8 table (it quantizes the model once if needed)",
+    )
     args = parser.parse_args()
 
+    from app.inference import native_precision
     from app.inference.backends import openvino_available
 
     workdir = Path(tempfile.mkdtemp(prefix="snapclass-bench-"))
-    cache = ROOT / "instance" / "models"
+    cache = Path(os.environ.get("MODEL_CACHE_DIR") or ROOT / "instance" / "models")
     image_path = args.image or DEFAULT_IMAGE
     name, data = load_image(image_path, (1365, 1365))
     if not image_path.is_file():
@@ -515,20 +615,49 @@ def main() -> int:
     )
     best_backend = max(ceilings, key=ceilings.get)
     model_ceiling = ceilings[best_backend]
-    compared = None
-    if "openvino" in backends and native_bf16():
-        try:
-            compared = precision_comparison(cache, image_path)
-        except RuntimeError as exc:  # informational: never stop the bench
-            print(f"\n(bf16 against f32 could not be measured: {exc})")
-    if compared:
-        print(
-            f"\nThis CPU runs bf16 natively. OpenVINO bf16 "
-            f"(OPENVINO_PRECISION=bf16, opt-in): batch 1 {compared['bf16']:.1f} ms "
-            f"against {compared['f32']:.1f} ms in f32; the largest softmax "
-            f"difference on {name} is {compared['max_diff']:.4f}, where the backends "
-            "are held to 1e-3 of Keras. Everything here is f32, as served."
+    if "openvino" in backends and not args.skip_precisions:
+        section(
+            f"(a2) OpenVINO precisions, in process, {CORES} threads, img/s "
+            "(interleaved in one process)"
         )
+        precisions = ["f32", "bf16"]
+        if ensure_int8(cache, workdir):
+            precisions.append("int8")
+        try:
+            ceilings_by_precision = precision_ceilings(cache, image_path, precisions)
+        except RuntimeError as exc:  # informational: never stop the bench
+            print(f"(precisions could not be measured: {exc})")
+        else:
+            f32_1 = ceilings_by_precision["f32"]["1"]
+            print(
+                table(
+                    [
+                        "precision",
+                        "ran as",
+                        "batch 1",
+                        "batch 4",
+                        "batch 8",
+                        "batch 1 / f32 batch 1",
+                        f"max softmax diff from f32 on {name}",
+                    ],
+                    [
+                        [
+                            precision,
+                            r["ran"],
+                            f"{r['1']:.1f}",
+                            f"{r['4']:.1f}",
+                            f"{r['8']:.1f}",
+                            f"{r['1'] / f32_1:.2f}",
+                            f"{r['max_diff']:.4f}",
+                        ]
+                        for precision, r in ceilings_by_precision.items()
+                    ],
+                )
+            )
+            print(
+                f"\nauto (the default) runs {native_precision()} on this CPU. "
+                "INT8: NNCF post-training quantization of the random weights."
+            )
 
     section("(b) Decode + preprocess, median ms (naive: full decode, float64)")
     samples = [
@@ -572,13 +701,64 @@ def main() -> int:
     )
     pipeline = max(pipeline_one, pipeline_per_core)
 
+    if "openvino" in backends:
+        section(
+            "(f) Batching across requests, in process: one worker's classifier, "
+            f"{CORES} inference threads, 8 client threads decoding and classifying "
+            "the photo, configurations interleaved (3 rounds of 8 s)"
+        )
+        rows = []
+        batching = batching_in_process(cache, image_path)
+        unbatched = batching[0]["img_s"]
+        for r in batching:
+            rows.append(
+                [
+                    f"{r['size']} / {r['delay']} ms",
+                    r["precision"],
+                    f"{r['img_s']:.1f}",
+                    f"{r['img_s'] / unbatched:.2f}",
+                    f"{r['p50']:.0f}",
+                    f"{r['p95']:.0f}",
+                    f"{r['batch']:.2f}",
+                ]
+            )
+        print(
+            table(
+                [
+                    "BATCH_MAX_SIZE / BATCH_MAX_DELAY_MS",
+                    "precision",
+                    "img/s",
+                    "vs size 1",
+                    "p50 ms",
+                    "p95 ms",
+                    "mean batch",
+                ],
+                rows,
+            )
+        )
+
     if args.skip_served:
         return 0
 
-    layouts = [("default (gunicorn.conf.py)", {})]
+    # The defaults against what Snapclass served before issue 15, in one run.
+    layouts = [
+        ("defaults", {}, True),
+        (
+            "before: OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1",
+            {"OPENVINO_PRECISION": "f32", "BATCH_MAX_SIZE": "1"},
+            True,
+        ),
+    ]
+    from app.inference import find_quantized
+    from app.inference import parse_weights
+
+    if find_quantized(cache, parse_weights("random")) is not None:
+        layouts.append(
+            ("OPENVINO_PRECISION=int8", {"OPENVINO_PRECISION": "int8"}, True)
+        )
     if args.layouts:
         layouts += [
-            (f"{workers} worker(s) x {threads} threads, intra {intra}", settings)
+            (f"{workers} worker(s) x {threads} threads, intra {intra}", settings, False)
             for workers, threads, intra in (
                 (2, 16, 1),
                 (2, 16, 2),
@@ -594,12 +774,12 @@ def main() -> int:
                 }
             ]
         ]
-    profile_rows, layout_rows = [], []
-    for index, (label, settings) in enumerate(layouts):
+    profile_rows, layout_rows, saturations = [], [], {}
+    for index, (label, settings, profiles) in enumerate(layouts):
         with bench_server(workdir, cache, index, **settings) as server:
             token = server.token
             pids = server.workers()
-            if label.startswith("default"):
+            if profiles:
                 seed = run_locust(
                     server.url,
                     image_path,
@@ -611,7 +791,7 @@ def main() -> int:
                     name="seed",
                     server_pids=pids,
                 )
-                profile_rows.append(["seed (wait 1-5 s)", seed])
+                profile_rows.append([f"{label}: seed (wait 1-5 s)", seed])
             saturation = run_locust(
                 server.url,
                 image_path,
@@ -623,8 +803,10 @@ def main() -> int:
                 name=f"sat-{index}",
                 server_pids=pids,
             )
-            if label.startswith("default"):
-                profile_rows.append(["saturation (no wait)", saturation])
+            saturations[label] = saturation["rps"]
+            if profiles:
+                profile_rows.append([f"{label}: saturation (no wait)", saturation])
+            if index == 0:
                 phone_name, phone = load_image(PHONE_IMAGE, (4032, 3024))
                 phone_median, phone_max, phone_timing = sequential_latency(
                     server.url, token, phone, phone_name
@@ -697,6 +879,7 @@ def main() -> int:
 
     section("Ratios")
     served = profile_rows[1][1]["rps"]
+    before = saturations[layouts[1][0]]
     # Where the ratio to the pipeline goes: HTTP, auth, database, the web stack.
     served_ms = profile_rows[1][1]["server_cores"] / served * 1000
     pipeline_ms = CORES * 1000 / pipeline
@@ -714,7 +897,16 @@ def main() -> int:
                     f"{pipeline_after:.1f} after)",
                     f"{pipeline:.1f}",
                 ],
-                ["served saturation (req/s)", f"{served:.1f}"],
+                ["served saturation, defaults (req/s)", f"{served:.1f}"],
+                [
+                    "defaults / before (f32, BATCH_MAX_SIZE=1), saturation",
+                    f"{served / before:.2f}",
+                ],
+                *[
+                    [f"{label} / before, saturation", f"{rps / before:.2f}"]
+                    for label, rps in saturations.items()
+                    if "int8" in label
+                ],
                 ["served / model ceiling", f"{served / model_ceiling:.2f}"],
                 ["served / pipeline ceiling", f"{served / pipeline:.2f}"],
                 ["server CPU per request at saturation (core-ms)", f"{served_ms:.1f}"],

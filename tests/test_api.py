@@ -48,6 +48,7 @@ def test_predict_with_bearer_token(client, token, app, classifier):
         "backend": classifier.info.backend,
         "random_weights": True,
         "labels_available": False,
+        "precision": classifier.info.precision,
     }
     (result,) = body["results"]
     assert result["filename"] == "photo.jpg"
@@ -59,6 +60,7 @@ def test_predict_with_bearer_token(client, token, app, classifier):
     assert set(result["predictions"][0]) == {"class_id", "wnid", "label", "score"}
     assert {"decode", "inference", "total"} <= set(result["timing_ms"])
     assert "inference;dur=" in response.headers["Server-Timing"]
+    assert "queue;dur=" in response.headers["Server-Timing"]
     assert count_predictions(app) == 1
 
 

@@ -48,7 +48,10 @@ def sample_batch(classifier) -> np.ndarray:
 def test_backend_matches_keras_softmax(backend, keras_classifier, model_cache_dir):
     """Max abs difference of softmax scores within 1e-3 (we see ~2e-6 in f32)."""
     candidate = build_classifier(
-        "random", backend=backend, model_cache_dir=model_cache_dir
+        "random",
+        backend=backend,
+        model_cache_dir=model_cache_dir,
+        openvino_precision="f32",
     )
     candidate.load()
     batch = sample_batch(keras_classifier)
@@ -118,10 +121,11 @@ def test_backend_setting(monkeypatch):
 
 
 def test_openvino_precision_setting(tmp_path):
-    assert parse_precision(None) == "f32"
+    assert parse_precision(None) == "auto"
     assert parse_precision(" BF16 ") == "bf16"
     assert parse_precision("f16") == "f16"
-    for wrong in ("fp32", "int8", "float32", "f32;"):
+    assert parse_precision("INT8") == "int8"
+    for wrong in ("fp32", "i8", "float32", "f32;"):
         message = f"OPENVINO_PRECISION must be one of .*{wrong!r}"
         with pytest.raises(ValueError, match=message):
             parse_precision(wrong)

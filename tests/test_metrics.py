@@ -119,6 +119,8 @@ def test_classification_counts_batches_inference_and_cache(client, token, app):
     assert delta("snapclass_inference_batch_size_sum") == 1
     assert delta("snapclass_inference_duration_seconds_count", backend=backend) == 1
     assert delta("snapclass_inference_duration_seconds_sum", backend=backend) > 0
+    # Queue wait: one observation per request that ran the network.
+    assert delta("snapclass_inference_queue_seconds_count") == 1
     info = model_service_for(app).classifier.info
     assert (
         value(
@@ -127,6 +129,7 @@ def test_classification_counts_batches_inference_and_cache(client, token, app):
             name=info.name,
             weights=info.weights,
             backend=info.backend,
+            precision=info.precision,
         )
         == 1
     )

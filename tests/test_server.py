@@ -116,6 +116,8 @@ def test_workers_load_the_model_after_fork(live_server):
     [
         ("MODEL_WEIGHTS", "missing.h5"),
         ("OPENVINO_PRECISION", "fp32"),
+        ("BATCH_MAX_SIZE", "0"),
+        ("BATCH_MAX_DELAY_MS", "-1"),
         ("SQLITE_SYNCHRONOUS", "sometimes"),
         # The master converts the model first (empty cache): too slow here.
         ("MODEL_CONVERT_TIMEOUT_S", "1"),

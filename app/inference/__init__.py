@@ -7,6 +7,7 @@ The public interface is :func:`build_classifier` and :class:`Classifier`
 from pathlib import Path
 
 from .backends import resolve_backend
+from .batching import Batcher
 from .classifier import BatchResult
 from .classifier import Classifier
 from .classifier import ModelInfo
@@ -24,7 +25,12 @@ from .labels import load_labels
 from .openvino_runtime import DEFAULT_PRECISION
 from .openvino_runtime import OpenVINORuntime
 from .openvino_runtime import ensure_converted
+from .openvino_runtime import find_quantized
+from .openvino_runtime import native_precision
 from .openvino_runtime import parse_precision
+from .openvino_runtime import require_quantized
+from .quantize import compare as compare_precisions
+from .quantize import quantize as quantize_model
 from .runtime import Runtime
 from .runtime import TensorFlowRuntime
 from .weights import WeightsSpec
@@ -34,6 +40,7 @@ from .weights import parse_weights
 __all__ = [
     "ACCEPTED_FORMATS",
     "BatchResult",
+    "Batcher",
     "Classifier",
     "DecodedImage",
     "ImageTooLarge",
@@ -49,11 +56,16 @@ __all__ = [
     "WeightsSpec",
     "WeightsUnavailable",
     "build_classifier",
+    "compare_precisions",
     "ensure_converted",
+    "find_quantized",
     "ensure_weights",
     "load_labels",
+    "native_precision",
     "parse_precision",
     "parse_weights",
+    "quantize_model",
+    "require_quantized",
     "resolve_backend",
 ]
 
@@ -69,6 +81,8 @@ def build_classifier(
     model_cache_dir: str | Path | None = None,
     openvino_precision: str = DEFAULT_PRECISION,
     converted_model: str | Path | None = None,
+    batch_max_size: int = 1,
+    batch_max_delay_ms: float = 0.0,
 ) -> Classifier:
     """Build (not load) a classifier from settings; loading is ``load()``."""
     spec = parse_weights(weights)
@@ -83,7 +97,14 @@ def build_classifier(
         )
     else:
         runtime = TensorFlowRuntime(spec, intra_op_threads, inter_op_threads)
-    return Classifier(runtime, load_labels(labels_path), spec, max_pixels=max_pixels)
+    return Classifier(
+        runtime,
+        load_labels(labels_path),
+        spec,
+        max_pixels=max_pixels,
+        batch_max_size=batch_max_size,
+        batch_max_delay_ms=batch_max_delay_ms,
+    )
 
 
 def default_model_cache_dir() -> Path:

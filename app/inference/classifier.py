@@ -15,6 +15,8 @@ from dataclasses import field
 
 import numpy as np
 
+from .batching import Batcher
+from .batching import BatchObserver
 from .errors import ModelUnavailable
 from .images import DecodedImage
 from .images import decode_image
@@ -50,12 +52,14 @@ class ModelInfo:
     backend: str
     random_weights: bool
     labels_available: bool
+    precision: str = "f32"  # what the runtime computes in: f32, bf16, int8
 
     def as_dict(self) -> dict:
         return {
             "name": self.name,
             "weights": self.weights,
             "backend": self.backend,
+            "precision": self.precision,
             "random_weights": self.random_weights,
             "labels_available": self.labels_available,
         }
@@ -63,11 +67,18 @@ class ModelInfo:
 
 @dataclass
 class BatchResult:
-    """Top-k predictions per image, in input order, and how long each stage took."""
+    """Top-k predictions per image, in input order, and how long each stage took.
+
+    ``queue_ms`` is the time the images waited for the batching loop, and
+    ``batch_size`` the images in the network batch that carried them (other
+    requests' images included).
+    """
 
     predictions: list[list[Prediction]]
     preprocess_ms: float
     inference_ms: float
+    queue_ms: float = 0.0
+    batch_size: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -83,11 +94,18 @@ class Classifier:
         weights: WeightsSpec,
         *,
         max_pixels: int = 40_000_000,
+        batch_max_size: int = 1,
+        batch_max_delay_ms: float = 0.0,
     ) -> None:
         self.runtime = runtime
         self.labels = labels
         self.weights = weights
         self.max_pixels = max_pixels
+        self.batch_max_size = batch_max_size
+        self.batch_max_delay_ms = batch_max_delay_ms
+        # Called with (images, inference ms) after each network batch (metrics).
+        self.on_batch: BatchObserver | None = None
+        self._batcher: Batcher | None = None
         self.load_seconds: float | None = None
         self.fingerprint: str | None = None
         self._ready = threading.Event()
@@ -105,6 +123,7 @@ class Classifier:
             backend=self.runtime.name,
             random_weights=self.weights.is_random,
             labels_available=self.labels.available,
+            precision=getattr(self.runtime, "precision", "f32"),
         )
 
     def load(self) -> None:
@@ -116,6 +135,16 @@ class Classifier:
             self.runtime.load()
             self.runtime(preprocess_batch([_blank_image()]))
             self.fingerprint = f"{fingerprint(self.weights)}/{self.runtime.variant}"
+            if self.batch_max_size > 1:
+                # Compile the kernels for a full batch now, not on a request.
+                self.runtime(preprocess_batch([_blank_image()] * self.batch_max_size))
+                self._batcher = Batcher(
+                    self.runtime,
+                    max_size=self.batch_max_size,
+                    max_delay_ms=self.batch_max_delay_ms,
+                    on_batch=self._observe_batch,
+                )
+                self._batcher.start()
             self.load_seconds = time.perf_counter() - started
             self._ready.set()
             log.info("model ready in %.2f s (%s)", self.load_seconds, self.info)
@@ -130,14 +159,37 @@ class Classifier:
             raise ModelUnavailable("The model is still loading. Try again shortly.")
         started = time.perf_counter()
         batch = preprocess_batch(list(images))
-        preprocessed = time.perf_counter()
-        probabilities = self.runtime(batch)
-        finished = time.perf_counter()
+        preprocess_ms = (time.perf_counter() - started) * 1000.0
+        if self._batcher is not None:
+            job = self._batcher.infer(batch)
+            probabilities = job.probabilities
+            queue_ms, inference_ms = job.queue_ms or 0.0, job.inference_ms
+            batch_size = job.batch_size
+        else:
+            before = time.perf_counter()
+            probabilities = self.runtime(batch)
+            queue_ms, inference_ms = 0.0, (time.perf_counter() - before) * 1000.0
+            batch_size = len(batch)
+            self._observe_batch(batch_size, inference_ms)
         return BatchResult(
             predictions=[self.top_k(row, top_k) for row in probabilities],
-            preprocess_ms=(preprocessed - started) * 1000.0,
-            inference_ms=(finished - preprocessed) * 1000.0,
+            preprocess_ms=preprocess_ms,
+            inference_ms=inference_ms,
+            queue_ms=queue_ms,
+            batch_size=batch_size,
         )
+
+    def close(self) -> None:
+        """Finish the queued requests and stop the batching loop (shutdown)."""
+        if self._batcher is not None:
+            self._batcher.close()
+
+    def _observe_batch(self, images: int, inference_ms: float) -> None:
+        if self.on_batch is not None:
+            try:
+                self.on_batch(images, inference_ms)
+            except Exception:  # metrics must never break inference
+                log.exception("batch observer failed")
 
     def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
         """The k most likely classes, highest score first."""

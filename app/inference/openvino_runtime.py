@@ -22,11 +22,20 @@ from .weights import fingerprint
 
 log = logging.getLogger(__name__)
 
-# f32 keeps every softmax score within 1e-6 of Keras. bf16 (on CPUs with
-# AVX512_BF16/AMX) halves inference time but moves scores by up to ~1e-2.
-DEFAULT_PRECISION = "f32"
-# The values OpenVINO's CPU plugin accepts as INFERENCE_PRECISION_HINT.
-PRECISIONS = ("f32", "bf16", "f16")
+# auto: what OpenVINO itself runs by default on this CPU, bf16 where the CPU
+# has it natively (AMX or AVX512_BF16), else f32. f32 keeps every softmax
+# score within 1e-6 of Keras; bf16 and int8 trade a little of that for speed
+# (``flask compare-precision`` measures how much on your photos).
+DEFAULT_PRECISION = "auto"
+# What OpenVINO's CPU plugin accepts as INFERENCE_PRECISION_HINT.
+HINTS = ("f32", "bf16", "f16")
+# int8 serves the model ``flask quantize-model`` made (NNCF post-training).
+PRECISIONS = ("auto", *HINTS, "int8")
+QUANTIZE_HELP = (
+    "Make one with 'flask quantize-model --images DIR' (a folder of ~300 "
+    "photos like the ones users send) or 'flask quantize-model --from-history "
+    "300' (the deployment's own recent uploads)."
+)
 
 
 def parse_precision(value: str | None) -> str:
@@ -38,6 +47,49 @@ def parse_precision(value: str | None) -> str:
             f"OPENVINO_PRECISION must be one of {', '.join(PRECISIONS)}, got {value!r}"
         )
     return precision
+
+
+def native_precision(core=None) -> str:
+    """bf16 where OpenVINO's CPU plugin runs it natively (the CPU reports the
+    BF16 capability: AMX or AVX512_BF16), else f32."""
+    if core is None:
+        import openvino as ov
+
+        core = ov.Core()
+    capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "bf16" if "BF16" in capabilities else "f32"
+
+
+def quantized_model_path(cache_dir: Path, spec: WeightsSpec, calibration: str) -> Path:
+    """Where the INT8 model for these weights and this calibration set lives."""
+    return Path(cache_dir) / f"resnet50-{fingerprint(spec)}-int8-{calibration}.xml"
+
+
+def find_quantized(cache_dir: Path, spec: WeightsSpec) -> Path | None:
+    """The newest INT8 model made for these weights, if any."""
+    pattern = f"resnet50-{fingerprint(spec)}-int8-*.xml"
+    found = [
+        path
+        for path in Path(cache_dir).glob(pattern)
+        if path.with_suffix(".bin").is_file()
+    ]
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None
+
+
+def require_quantized(cache_dir: Path, spec: WeightsSpec) -> Path:
+    """The INT8 model to serve, or an error that says which command makes one."""
+    path = find_quantized(cache_dir, spec)
+    if path is None:
+        raise WeightsUnavailable(
+            f"OPENVINO_PRECISION=int8 needs a quantized model for the weights "
+            f"{fingerprint(spec)!r}, and {cache_dir} has none. {QUANTIZE_HELP}"
+        )
+    return path
+
+
+def calibration_of(path: Path) -> str:
+    """The calibration-set id in a quantized model's file name."""
+    return path.stem.rpartition("-int8-")[2]
 
 
 def converted_model_path(cache_dir: Path, spec: WeightsSpec) -> Path:
@@ -102,7 +154,9 @@ class OpenVINORuntime:
         # Set when the Gunicorn master converted the model before forking.
         self.model_path = Path(model_path) if model_path else None
         self.threads = threads
-        self.precision = parse_precision(precision)
+        # What was asked for (auto, f32, ...); ``precision`` becomes what ran.
+        self.requested = parse_precision(precision)
+        self.precision = self.requested
         self.variant = f"openvino-{self.precision}"
         self._compiled = None
         self._request = None
@@ -115,15 +169,20 @@ class OpenVINORuntime:
                 return
             import openvino as ov
 
-            if self.model_path is None or not self.model_path.is_file():
-                self.model_path = ensure_converted(self.weights, self.cache_dir)
             core = ov.Core()
+            native = native_precision(core)
+            if self.requested == "int8":
+                self.model_path = require_quantized(self.cache_dir, self.weights)
+            elif self.model_path is None or not self.model_path.is_file():
+                self.model_path = ensure_converted(self.weights, self.cache_dir)
+            # int8 layers run in int8; the rest in the CPU's native precision.
+            hint = native if self.requested in ("auto", "int8") else self.requested
             model = core.read_model(str(self.model_path))
             model.reshape([-1, 224, 224, 3])  # any batch size, one compiled model
             config = {
                 "PERFORMANCE_HINT": "LATENCY",
                 "NUM_STREAMS": "1",
-                "INFERENCE_PRECISION_HINT": self.precision,
+                "INFERENCE_PRECISION_HINT": hint,
                 # OpenVINO pins its inference threads to cores by default, and
                 # every Gunicorn worker picks the same ones: two one-thread
                 # workers then share core 0 (measured 213 ms per image each,
@@ -135,32 +194,41 @@ class OpenVINORuntime:
                 config["INFERENCE_NUM_THREADS"] = str(self.threads)
             self._compiled = core.compile_model(model, "CPU", config)
             self._request = self._compiled.create_infer_request()
-            self._use_compiled_precision()
+            self._use_compiled_precision(hint)
             log.info(
-                "OpenVINO model %s compiled (threads=%s, precision=%s)",
+                "OpenVINO model %s compiled (threads=%s, OPENVINO_PRECISION=%s, "
+                "running %s; the CPU's native precision is %s)",
                 self.model_path.name,
                 self.threads or "auto",
-                self.precision,
+                self.requested,
+                self.variant.removeprefix("openvino-"),
+                native,
             )
 
-    def _use_compiled_precision(self) -> None:
+    def _use_compiled_precision(self, hint: str) -> None:
         """Name the precision the CPU plugin chose, not the one asked for.
 
         The plugin falls back silently (f16 runs as bf16 on CPUs without
         native f16, bf16 as f32 on CPUs without bf16), and the variant keys the
         result cache: results must be filed under what really ran.
         """
-        hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
-        compiled = hint.get_type_name()  # openvino.Type -> "f32", "bf16", "f16"
-        if compiled != self.precision:
+        value = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        compiled = value.get_type_name()  # openvino.Type -> "f32", "bf16", "f16"
+        if compiled != hint:
             log.warning(
                 "OPENVINO_PRECISION=%s is not supported natively by this CPU; "
                 "OpenVINO runs %s instead",
-                self.precision,
+                hint,
                 compiled,
             )
-        self.precision = compiled
-        self.variant = f"openvino-{compiled}"
+        if self.requested == "int8":
+            # The calibration set changes the scores: it is part of the variant.
+            self.precision = "int8"
+            calibration = calibration_of(self.model_path)
+            self.variant = f"openvino-int8-{calibration}-{compiled}"
+        else:
+            self.precision = compiled
+            self.variant = f"openvino-{compiled}"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self._request is None:

@@ -23,6 +23,8 @@ class Runtime(Protocol):
     # Which numerics it computes with ("tensorflow", "openvino-f32"...): two
     # runtimes with the same variant and weights give the same scores.
     variant: str
+    # What it computes in ("f32", "bf16", "int8"), shown to users and operators.
+    precision: str
 
     def load(self) -> None: ...
 
@@ -40,6 +42,7 @@ class TensorFlowRuntime:
 
     name = "tensorflow"
     variant = "tensorflow"
+    precision = "f32"
 
     def __init__(
         self, weights: WeightsSpec, intra_op_threads: int = 0, inter_op_threads: int = 0

@@ -1,0 +1,177 @@
+"""Precisions: auto picks what the CPU runs natively, results are filed under
+what ran, INT8 comes from `flask quantize-model`, and `flask compare-precision`
+says how close each is to f32."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+import pytest
+
+from app.inference import OpenVINORuntime
+from app.inference import WeightsUnavailable
+from app.inference import build_classifier
+from app.inference import native_precision
+from app.inference import openvino_runtime
+from app.inference import parse_weights
+from app.inference import require_quantized
+from app.inference.openvino_runtime import converted_model_path
+from app.inference.quantize import calibration_id
+from app.model_service import model_service
+from tests.conftest import bearer
+from tests.conftest import gradient_image
+from tests.helpers_server import BIN
+from tests.helpers_server import ROOT
+from tests.helpers_server import free_port
+from tests.helpers_server import server_env
+
+RANDOM = parse_weights("random")
+
+
+def photo_bytes(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    gradient_image((300, 260)).rotate(seed * 29).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def models(tmp_path, classifier, model_cache_dir):
+    """A model cache holding (links to) the session's converted f32 model."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    source = converted_model_path(model_cache_dir, RANDOM)
+    for path in (source, source.with_suffix(".bin")):
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+@pytest.fixture
+def photos_dir(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(4):
+        (folder / f"p{seed}.jpg").write_bytes(photo_bytes(seed))
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def test_auto_runs_the_cpus_native_precision(models):
+    runtime = OpenVINORuntime(RANDOM, models, threads=1, precision="auto")
+    runtime.load()
+    assert runtime.requested == "auto"
+    assert runtime.precision == native_precision()
+    assert runtime.variant == f"openvino-{runtime.precision}"
+
+
+def test_auto_is_f32_on_a_cpu_without_native_bf16(models, monkeypatch):
+    monkeypatch.setattr(openvino_runtime, "native_precision", lambda core=None: "f32")
+    runtime = OpenVINORuntime(RANDOM, models, threads=1, precision="auto")
+    runtime.load()
+    assert (runtime.precision, runtime.variant) == ("f32", "openvino-f32")
+
+
+def test_a_bf16_result_is_never_served_as_an_f32_one(app, token, classifier, models):
+    """The precision that ran is part of the result cache's key."""
+    bf16 = build_classifier("random", model_cache_dir=models, openvino_precision="bf16")
+    bf16.load()
+    client = app.test_client()
+    data = photo_bytes(7)
+
+    def post():
+        return client.post(
+            "/predict",
+            data={"image": (io.BytesIO(data), "p.jpg")},
+            headers=bearer(token),
+        ).get_json()
+
+    first = post()  # the session's f32 classifier
+    with app.app_context():
+        model_service().use(bf16)
+    second = post()
+    assert first["model"]["precision"] == "f32"
+    assert second["model"]["precision"] == bf16.info.precision
+    assert second["results"][0]["cached"] is (bf16.info.precision == "f32")
+    system = client.get("/api/system", headers=bearer(token)).get_json()
+    assert system["model"]["precision"] == bf16.info.precision
+    assert system["model"]["precision_setting"] == "auto"
+
+
+def test_int8_without_a_quantized_model_names_the_command(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="flask quantize-model --images"):
+        require_quantized(tmp_path, RANDOM)
+    runtime = OpenVINORuntime(RANDOM, tmp_path, threads=1, precision="int8")
+    with pytest.raises(WeightsUnavailable, match="--from-history"):
+        runtime.load()
+
+
+def test_quantize_model_from_a_folder_is_cached_and_served(
+    make_app, models, photos_dir
+):
+    app = make_app(MODEL_CACHE_DIR=str(models))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["quantize-model", "--images", str(photos_dir)])
+    assert result.exit_code == 0, result.output
+    calibration = calibration_id(
+        [path.read_bytes() for path in sorted(photos_dir.glob("*.jpg"))]
+    )
+    quantized = require_quantized(models, RANDOM)
+    assert quantized.name.endswith(f"-int8-{calibration}.xml")
+    assert "from 4 photos" in result.output
+    again = runner.invoke(args=["quantize-model", "--images", str(photos_dir)])
+    assert "already made" in again.output
+
+    runtime = OpenVINORuntime(RANDOM, models, threads=1, precision="int8")
+    runtime.load()
+    assert runtime.precision == "int8"
+    assert runtime.variant.startswith(f"openvino-int8-{calibration}-")
+
+    compared = runner.invoke(args=["compare-precision", str(photos_dir)])
+    assert compared.exit_code == 0, compared.output
+    lines = {line.split()[0]: line for line in compared.output.splitlines()}
+    assert {"f32", "bf16", "int8"} <= set(lines)
+    assert "100.0%" in lines["f32"] and "0.00000" in lines["f32"]
+
+
+def test_quantize_model_from_history(make_app, models, token):
+    app = make_app(MODEL_CACHE_DIR=str(models))
+    runner = app.test_cli_runner()
+    empty = runner.invoke(args=["quantize-model", "--from-history", "3"])
+    assert empty.exit_code != 0 and "no photos" in empty.output
+    client = app.test_client()
+    for seed in range(3):
+        client.post(
+            "/predict",
+            data={"image": (io.BytesIO(photo_bytes(seed + 10)), "p.jpg")},
+            headers=bearer(token),
+        )
+    result = runner.invoke(args=["quantize-model", "--from-history", "3"])
+    assert result.exit_code == 0, result.output
+    assert "from 3 photos" in result.output
+    both = runner.invoke(
+        args=["quantize-model", "--from-history", "3", "--images", "."]
+    )
+    assert both.exit_code != 0
+
+
+@pytest.mark.server
+def test_server_refuses_int8_without_a_quantized_model(tmp_path, models):
+    env = server_env(
+        f"sqlite:///{tmp_path / 'never.sqlite3'}",
+        models,
+        free_port(),
+        OPENVINO_PRECISION="int8",
+    )
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Snapclass cannot start." in output
+    assert "flask quantize-model" in output and "Traceback" not in output
+    assert "Booting worker" not in output
