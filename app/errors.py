@@ -47,12 +47,19 @@ HTTP_CODE_NAMES = {
     500: "internal_error",
     503: "unavailable",
 }
-API_PREFIXES = ("/api/", "/predict", "/healthz", "/readyz")
+# The JSON API: exact paths, and everything under /api/. (A prefix "/predict"
+# would also take in the pages under /predictions/.)
+API_PATHS = frozenset({"/predict", "/healthz", "/readyz"})
+API_PREFIX = "/api/"
+
+
+def is_api_path(path: str) -> bool:
+    return path in API_PATHS or path.startswith(API_PREFIX)
 
 
 def wants_json() -> bool:
     """API routes always get JSON; other routes follow the Accept header."""
-    if request.path.startswith(API_PREFIXES):
+    if is_api_path(request.path):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

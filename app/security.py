@@ -24,7 +24,7 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.exceptions import Unauthorized
 
-from .errors import API_PREFIXES
+from .errors import is_api_path
 from .extensions import csrf
 from .extensions import db
 from .extensions import login_manager
@@ -181,7 +181,7 @@ def authenticate_and_check_csrf() -> None:
 
 def takes_tokens() -> bool:
     """The JSON API, and the public API docs, where a token changes nothing."""
-    return request.path.startswith(API_PREFIXES) or request.blueprint == "docs"
+    return is_api_path(request.path) or request.blueprint == "docs"
 
 
 def token_from_header(header: str) -> ApiToken:

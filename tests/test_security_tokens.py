@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import ApiToken
+from app.models import Prediction
 from app.models import User
 from app.passwords import verify_password
 from tests.conftest import PASSWORD
@@ -60,6 +61,33 @@ def test_a_leaked_token_opens_no_page_or_form(app, runner):
         assert alice.history_retention_days is None
     # The owner's session is untouched and still works.
     assert owner.get("/account").status_code == 200
+
+
+def test_a_token_opens_no_result_page_under_predictions(app, token, image_bytes):
+    """/predictions/... are pages, though their path starts like /predict."""
+    client = app.test_client()
+    response = client.post(
+        "/predict",
+        data=image_bytes("JPEG"),
+        headers={**bearer(token), "Content-Type": "image/jpeg"},
+    )
+    prediction_id = response.get_json()["results"][0]["id"]
+    headers = {**bearer(token), "Accept": "application/json"}
+    for method, path in (
+        ("GET", f"/predictions/{prediction_id}"),
+        ("GET", f"/predictions/{prediction_id}/thumbnail.jpg"),
+        ("POST", f"/predictions/{prediction_id}/share"),
+        ("POST", f"/predictions/{prediction_id}/delete"),
+    ):
+        response = client.open(path, method=method, headers=headers)
+        assert response.status_code == 401, path
+        assert response.get_json()["error"]["code"] == "token_not_accepted"
+    with app.app_context():
+        assert db.session.get(Prediction, prediction_id).share_token is None
+    # A browser asking for a missing result page gets a page, not JSON.
+    page = client.get("/predictions/999999", headers={"Accept": "text/html"})
+    assert page.status_code in (302, 404)
+    assert page.mimetype == "text/html"
 
 
 def wrong_password_change(client, auth: AuthActions):
