@@ -265,21 +265,20 @@ def set_feedback(prediction_id: int) -> ResponseReturnValue:
     """Right, wrong (with the right label) or clear: a plain form post gets a
     redirect back; the page script asks for JSON and stays on the page."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
-    # Not wants_json(): every /predictions/... path starts with "/predict".
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    as_json = wants_json()
     target = safe_next_url(request.form.get("next"))
     target = target or url_for("web.result", prediction_id=prediction.id)
     try:
         verdict = feedback.verdict_from_form(request.form)
     except BadParameter as exc:
-        if best == "application/json":
+        if as_json:
             raise
         # A plain form post goes back to its page, with the reason.
         flash(exc.message, "error")
         return redirect(target), 303
     feedback.apply(prediction, verdict)
     message = feedback.describe(prediction)
-    if best == "application/json":
+    if as_json:
         return jsonify(feedback=prediction.feedback_dict(), message=message)
     flash(f"{prediction.filename}: {message}", "success")
     return redirect(target)
