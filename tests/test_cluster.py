@@ -38,12 +38,12 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.helpers_server import PASSWORD
-from tests.helpers_server import children
-from tests.helpers_server import free_port
-from tests.helpers_server import fresh_postgres_database
-from tests.helpers_server import postgres_reachable
-from tests.helpers_server import start_server
+from devtools.database import fresh_postgres_database
+from devtools.database import postgres_reachable
+from devtools.server import PASSWORD
+from devtools.server import children
+from devtools.server import free_port
+from devtools.server import start_server
 from tests.test_metrics import parse_exposition
 from tests.test_metrics import value
 
