@@ -35,7 +35,6 @@ from .report import Limits
 from .report import build
 
 log = logging.getLogger("stress")
-DEFAULT_OBJECTIVE_MS = 500.0
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 
 
@@ -107,15 +106,6 @@ def parser() -> argparse.ArgumentParser:
         "--saturation-duration", type=duration, default="20s", help="0 skips it"
     )
     capacity.add_argument("--saturation-users", type=int, help="default: --users")
-    capacity.add_argument("--step-load", action="store_true", help="add users in steps")
-    capacity.add_argument("--step-users", type=int, default=2)
-    capacity.add_argument("--step-seconds", type=duration, default="10s")
-    capacity.add_argument("--max-users", type=int, default=20)
-    capacity.add_argument(
-        "--objective-p95-ms",
-        type=float,
-        help=f"of the steps (default: --max-p95-ms, else {DEFAULT_OBJECTIVE_MS:g})",
-    )
     capacity.add_argument(
         "--ceiling",
         action=argparse.BooleanOptionalAction,
@@ -137,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def phase(name, users, spawn, seconds, wait="none", tags=("predict",), step=None):
+def phase(name, users, spawn, seconds, wait="none", tags=("predict",)) -> dict:
     """One Locust run as run.json records it."""
     return {
         "name": name,
@@ -147,26 +137,17 @@ def phase(name, users, spawn, seconds, wait="none", tags=("predict",), step=None
         "duration_s": seconds,
         "wait": wait,
         "tags": list(tags),
-        "step": step,
     }
 
 
 def plan(args) -> list[dict]:
-    """The phases to run, in order: the profile, saturation, step load; the
-    last two post images only, with no wait, to compare with the ceiling."""
+    """The profile, then (unless its duration is 0) saturation: images only,
+    no wait, so that its images/s compares with the model ceiling."""
     a = args
     phases = [phase("profile", a.users, a.spawn_rate, a.duration, a.wait, a.tags)]
     users = a.saturation_users or a.users
     if a.saturation_duration:
         phases.append(phase("saturation", users, users, a.saturation_duration))
-    if a.step_load:
-        seconds = a.max_users // a.step_users * a.step_seconds
-        step = {
-            "users": a.step_users,
-            "seconds": a.step_seconds,
-            "max_users": a.max_users,
-        }
-        phases.append(phase("step", a.max_users, a.step_users, seconds, step=step))
     return phases
 
 
@@ -192,9 +173,6 @@ def measure(args, folder: Path) -> None:
         "created": datetime.now().isoformat(timespec="seconds"),
         "config": run_config(args),
         "machine": machine(),
-        "objective_p95_ms": (
-            args.objective_p95_ms or args.max_p95_ms or DEFAULT_OBJECTIVE_MS
-        ),
         "phases": [],
     }
     with target(args, folder) as where:
@@ -237,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(
         args.max_p95_ms, args.max_p99_ms, args.max_failure_rate, args.min_rps
     )
-    objective = args.objective_p95_ms or args.max_p95_ms
-    result = build(folder, limits, args.baseline, objective)
+    result = build(folder, limits, args.baseline)
     log.info("report: %s", result.report)
     for check in result.checks:
         log.info(

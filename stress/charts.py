@@ -106,25 +106,7 @@ def server_breakdown(bars: list[tuple[str, dict]], path: Path) -> None:
     save(figure, path)
 
 
-def step_load(steps: list[dict], objective_ms: float, path: Path) -> None:
-    """Request rate and p95 per step, against the latency objective."""
-    figure, ax = plt.subplots(figsize=(9, 3.5), layout="constrained")
-    users = [s["users"] for s in steps]
-    colors = [COLORS["rps"] if s["within_objective"] else "#c7c7c7" for s in steps]
-    ax.bar(users, [s["rps"] for s in steps], color=colors, width=0.8 * users[0])
-    ax.set_xticks(users)
-    ax.set_xlabel("users (no wait)")
-    ax.set_ylabel("requests/s (green: p95 within objective)")
-    latency = ax.twinx()
-    latency.plot(users, [s["p95_ms"] for s in steps], color=COLORS["p95"], marker="o")
-    latency.axhline(objective_ms, color=COLORS["p99"], linestyle="--")
-    latency.set_ylabel("p95 (ms); dashed: objective")
-    latency.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    save(figure, path)
-
-
-def draw(phases, breakdowns, steps, objective_ms, folder: Path) -> None:
+def draw(phases, breakdowns, folder: Path) -> None:
     """Every chart of the report into ``folder``."""
     over_time(
         phases,
@@ -141,5 +123,3 @@ def draw(phases, breakdowns, steps, objective_ms, folder: Path) -> None:
     latency_histogram(phases, folder / "latency-histogram.png")
     if breakdowns:
         server_breakdown(breakdowns, folder / "server-breakdown.png")
-    if steps:
-        step_load(steps, objective_ms, folder / "step-load.png")

@@ -30,7 +30,6 @@ from devtools import locust
 from devtools.server import start_server
 
 CORES = len(os.sched_getaffinity(0))
-STEP_SHAPE = "stress/step_shape.py"
 RESOURCE_COLUMNS = (
     "elapsed_s",
     "server_cpu_cores",
@@ -205,7 +204,7 @@ class ResourceSampler:
 
 def run_phase(phase: dict, where: Target, folder: Path, args) -> dict:
     """Run one phase headless, sampling resources; return it with its timing."""
-    name, step = phase["name"], phase["step"]
+    name = phase["name"]
     profile = locust.Profile(
         phase["users"],
         phase["spawn_rate"],
@@ -213,7 +212,6 @@ def run_phase(phase: dict, where: Target, folder: Path, args) -> dict:
         phase["wait"],
         phase["tags"],
         list(args.user_classes),
-        shape=STEP_SHAPE if step else None,
     )
     env = {
         "SNAPCLASS_REQUEST_LOG": str(folder / f"requests-{name}.csv"),
@@ -222,10 +220,6 @@ def run_phase(phase: dict, where: Target, folder: Path, args) -> dict:
     }
     if args.images:
         env["SNAPCLASS_IMAGES"] = str(Path(args.images).resolve())
-    if step:
-        env["SNAPCLASS_STEP_USERS"] = str(step["users"])
-        env["SNAPCLASS_STEP_SECONDS"] = str(step["seconds"])
-        env["SNAPCLASS_STEP_MAX"] = str(step["max_users"])
     sampler = ResourceSampler(folder / f"resources-{name}.csv", where.server_pids)
     started = time.time()
     try:

@@ -26,8 +26,12 @@ PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "100%")
 # Requests made once per user in on_start, not part of the measured mix.
 SETUP_NAMES = frozenset({"/register", "/login", "/account/tokens"})
 STAGES = ("decode", "preprocess", "inference", "db")
+STAGE_LABELS = dict(
+    zip(STAGES, ("decode", "preprocess", "inference", "database"), strict=True)
+)
 PREDICT = "/predict"
 MIX = "all but sign-ups"
+SKIP = SETUP_NAMES | {"Aggregated"}  # Locust rows left out of the mix's rate
 SUMMARY_SCHEMA = 1
 SAME = 0.05  # relative change that counts as run-to-run noise on this machine
 
@@ -115,29 +119,16 @@ def read_phase(folder: Path, config: dict) -> Phase:
 
 def mix(phase: Phase) -> dict:
     """The phase's requests without the once-per-user sign-ups, exactly from the
-    request log (Locust's Aggregated row includes sign-ups, whose password
-    hashing dominates a short run's tail). Without a log, the Aggregated row."""
+    request log: Locust's Aggregated row includes sign-ups, whose password
+    hashing dominates a short run's tail."""
     rows = [r for r in phase.requests if r["name"] not in SETUP_NAMES]
-    row = phase.aggregated
-    if not rows:
-        requests, failures = int(row["Request Count"]), int(row["Failure Count"])
-        return {
-            "name": "all requests",
-            "requests": requests,
-            "failure_rate": failures / requests if requests else 0.0,
-            "rps": number(row["Requests/s"]) or 0.0,
-            "average_ms": number(row["Average Response Time"]) or 0.0,
-            "percentiles": {p: number(row[p]) for p in PERCENTILES},
-        }
     times = [r["response_ms"] for r in rows]
     return {
-        "name": MIX,
         "requests": len(rows),
-        "failure_rate": sum(not r["ok"] for r in rows) / len(rows),
         "rps": sum(
             number(s["Requests/s"]) or 0.0
-            for name, s in phase.stats.items()
-            if name not in SETUP_NAMES and name != "Aggregated"
+            for n, s in phase.stats.items()
+            if n not in SKIP
         ),
         "average_ms": mean(times),
         "percentiles": {p: percentile(times, float(p[:-1])) for p in PERCENTILES},
@@ -207,43 +198,6 @@ def resource_usage(samples: list[dict[str, float]], cores: int) -> dict | None:
     }
 
 
-def step_results(phase: Phase, objective_ms: float) -> list[dict]:
-    """Each step's rate and p95 from the request log, by start time (sign-ups
-    left out); a step is within the objective with p95 under it and <1 %
-    failures."""
-    step = phase.config["step"]
-    seconds, per_step = float(step["seconds"]), int(step["users"])
-    buckets: list[list[dict]] = [[] for _ in range(int(step["max_users"]) // per_step)]
-    for row in phase.requests:
-        index = int(row["elapsed_s"] // seconds)
-        if row["name"] not in SETUP_NAMES and 0 <= index < len(buckets):
-            buckets[index].append(row)
-    results = []
-    for index, rows in enumerate(buckets):
-        times = [r["response_ms"] for r in rows]
-        failures = sum(not r["ok"] for r in rows)
-        p95 = percentile(times, 95)
-        within = bool(rows) and p95 <= objective_ms and failures <= 0.01 * len(rows)
-        results.append(
-            {
-                "users": per_step * (index + 1),
-                "requests": len(rows),
-                "rps": len(rows) / seconds,
-                "p50_ms": percentile(times, 50),
-                "p95_ms": p95,
-                "failures": failures,
-                "within_objective": within,
-            }
-        )
-    return results
-
-
-def best_step(steps: list[dict]) -> dict | None:
-    """The highest request rate among the steps that met the objective."""
-    good = [s for s in steps if s["within_objective"]]
-    return max(good, key=lambda s: s["rps"]) if good else None
-
-
 # --------------------------------------------------------------------------
 # Thresholds and the baseline
 
@@ -284,10 +238,10 @@ def thresholds(profile: Phase, limits: Limits) -> list[Check]:
     failure_rate = int(everything["Failure Count"]) / requests if requests else 0.0
     checks = []
     for name, limit, measured, upper, unit, scope in (
-        ("p95", limits.max_p95_ms, m["percentiles"]["95%"], True, "ms", m["name"]),
-        ("p99", limits.max_p99_ms, m["percentiles"]["99%"], True, "ms", m["name"]),
+        ("p95", limits.max_p95_ms, m["percentiles"]["95%"], True, "ms", MIX),
+        ("p99", limits.max_p99_ms, m["percentiles"]["99%"], True, "ms", MIX),
         ("failure rate", limits.max_failure_rate, failure_rate, True, "ratio", "all"),
-        ("requests/s", limits.min_rps, m["rps"], False, "req/s", m["name"]),
+        ("requests/s", limits.min_rps, m["rps"], False, "req/s", MIX),
     ):
         if limit is not None:
             checks.append(Check(name, limit, measured or 0.0, upper, unit, scope))
@@ -306,11 +260,13 @@ COMPARED = (
     ("saturation_images_s", "saturation images/s", True),
     ("saturation_p95_ms", "saturation p95 ms", False),
     ("ceiling_ratio", "served / model ceiling", True),
-    ("step_capacity_rps", "req/s within objective", True),
     ("server_rss_peak_mb", "server RSS peak MB", False),
 )
-PHASE_SETTINGS = ("users", "spawn_rate", "duration_s", "wait", "tags", "step")
-RUN_SETTINGS = ("server_settings", "images", "unique_images", "user_classes")
+SETTINGS = (  # of a phase, of the run, of the server: compared with the baseline
+    *("users", "spawn_rate", "duration_s", "wait", "tags"),
+    *("server_settings", "images", "unique_images", "user_classes"),
+    *("backend", "workers", "threads"),
+)
 
 
 def compare(baseline: dict, current: dict) -> list[list]:
@@ -331,25 +287,17 @@ def compare(baseline: dict, current: dict) -> list[list]:
 def differences(baseline: dict, current: dict) -> list[str]:
     """Settings that differ between two runs: their numbers measure different
     things, and the report says so next to the comparison."""
-    found = []
+    pairs = [("", baseline["config"], current["config"])]
+    pairs += [("", layout(baseline["system"]), layout(current["system"]))]
     for name, phase in current["phases"].items():
-        before = baseline["phases"].get(name)
-        if before is None:
-            found.append(f"the baseline has no {name} phase")
-            continue
-        for key in PHASE_SETTINGS:
-            if before["config"].get(key) != phase["config"].get(key):
-                found.append(
-                    f"{name} {key}: {before['config'].get(key)} -> "
-                    f"{phase['config'].get(key)}"
-                )
-    pairs = [(k, baseline["config"], current["config"]) for k in RUN_SETTINGS]
-    layouts = [layout(baseline["system"]), layout(current["system"])]
-    pairs += [(k, *layouts) for k in ("backend", "workers", "threads")]
-    for key, before, after in pairs:
-        if before.get(key) != after.get(key):
-            found.append(f"{key}: {before.get(key)} -> {after.get(key)}")
-    return found
+        before = baseline["phases"].get(name, {}).get("config", {})
+        pairs.append((f"{name} ", before, phase["config"]))
+    return [
+        f"{prefix}{key}: {before.get(key)} -> {after.get(key)}"
+        for prefix, before, after in pairs
+        for key in SETTINGS
+        if key in after and before.get(key) != after.get(key)
+    ]
 
 
 def layout(system: dict) -> dict:
@@ -378,7 +326,6 @@ class Run:
     folder: Path
     meta: dict
     phases: list[Phase]
-    objective_ms: float | None
 
     def phase(self, kind: str) -> Phase | None:
         return next((p for p in self.phases if p.config["kind"] == kind), None)
@@ -392,12 +339,6 @@ class Run:
     def cores(self) -> int:
         return self.meta.get("machine", {}).get("cores") or 1
 
-    def steps(self) -> list[dict]:
-        step = self.phase("step")
-        if not (step and self.objective_ms):
-            return []
-        return step_results(step, self.objective_ms)
-
     def predict(self, kind: str, column: str) -> float | None:
         phase = self.phase(kind)
         row = phase.stats.get(PREDICT) if phase else None
@@ -409,19 +350,18 @@ class Run:
         return served / ceiling if served and ceiling else None
 
 
-def read_run(folder: Path, objective_ms: float | None = None) -> Run:
+def read_run(folder: Path) -> Run:
     meta = json.loads((folder / "run.json").read_text())
     phases = [read_phase(folder, config) for config in meta["phases"]]
     if not phases:
         raise ValueError(f"{folder}: run.json lists no phases")
-    return Run(folder, meta, phases, objective_ms or meta.get("objective_p95_ms"))
+    return Run(folder, meta, phases)
 
 
 def metrics(run: Run) -> dict[str, float | None]:
     """The flat numbers a later run is compared with (see COMPARED)."""
     m = mix(run.profile)
     b = breakdown(run.profile.requests)
-    best = best_step(run.steps())
     rss = [
         usage["server_rss_peak_mb"]
         for phase in run.phases
@@ -442,7 +382,6 @@ def metrics(run: Run) -> dict[str, float | None]:
         "saturation_images_s": run.predict("saturation", "Requests/s"),
         "saturation_p95_ms": run.predict("saturation", "95%"),
         "ceiling_ratio": run.ceiling_ratio(),
-        "step_capacity_rps": best["rps"] if best else None,
         "server_rss_peak_mb": max(rss) if rss else None,
     }
 
@@ -457,7 +396,6 @@ def summary(run: Run, checks: list[Check], created: str) -> dict:
         "phases": {
             phase.name: {
                 "config": phase.config,
-                "locust": phase.stats,
                 "measured_mix": mix(phase),
                 "server_breakdown": breakdown(phase.requests),
                 "resources": resource_usage(phase.resources, run.cores),
@@ -468,8 +406,6 @@ def summary(run: Run, checks: list[Check], created: str) -> dict:
         "system": meta.get("system", {}),
         "machine": meta.get("machine", {}),
         "ceiling": meta.get("ceiling"),
-        "steps": run.steps(),
-        "objective_p95_ms": run.objective_ms,
         "metrics": metrics(run),
         "thresholds": [{**asdict(c), "passed": c.passed} for c in checks],
         "passed": all(c.passed for c in checks),
@@ -528,11 +464,6 @@ def key_figures(run: Run, data: dict) -> str:
         )
     if metric["server_rss_peak_mb"] is not None:
         lines.append(f"server RSS peak: {fmt(metric['server_rss_peak_mb'])} MB")
-    if metric["step_capacity_rps"] is not None:
-        lines.append(
-            f"step load: {rate(metric['step_capacity_rps'])} req/s with p95 under "
-            f"{run.objective_ms:g} ms"
-        )
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -557,10 +488,7 @@ def configuration(run: Run) -> str:
     ]
     phases = []
     for p in meta["phases"]:
-        step = p["step"]
         users = p["users"]
-        if step:
-            users = f"+{step['users']} per {step['seconds']} s to {users}"
         tags = ", ".join(p["tags"]) or "all tasks"
         wait = "none" if p["wait"] == "none" else p["wait"].split(":", 1)[1]
         phases.append([p["name"], users, p["spawn_rate"], p["duration_s"], wait, tags])
@@ -591,9 +519,8 @@ def percentiles(phase: Phase) -> str:
         cells = (fmt(number(row[p])) for p in PERCENTILES)
         rows.append([label, row["Request Count"], *cells])
     m = mix(phase)
-    if m["name"] == MIX:
-        cells = (fmt(m["percentiles"][p]) for p in PERCENTILES)
-        rows.append([f"**{MIX}**", m["requests"], *cells])
+    cells = (fmt(m["percentiles"][p]) for p in PERCENTILES)
+    rows.append([f"**{MIX}**", m["requests"], *cells])
     return table(["request", "count", *PERCENTILES], rows)
 
 
@@ -602,46 +529,32 @@ def server_breakdown(run: Run) -> str:
     if not measured:
         return "No Server-Timing data (no request log, or no successful /predict)."
 
-    def cells(b: dict, key: str) -> list[str]:
-        server = b["server_ms"] or 1.0
-        if key in STAGES:
-            value = b["stages_ms"][key]
-            return [fmt(value, 1), pct(value / server), fmt(b["p95_ms"][key], 1)]
-        if key == "other":
-            return [fmt(b["other_ms"], 1), pct(b["other_ms"] / server), ""]
-        if key == "server":
-            return [f"**{fmt(server, 1)}**", "100%", fmt(b["p95_ms"]["total"], 1)]
-        if key == "outside":
-            share = b["outside_ms"] / b["client_ms"] if b["client_ms"] else 0.0
-            return [fmt(b["outside_ms"], 1), f"({pct(share)})", ""]
-        if key == "client":
-            return [f"**{fmt(b['client_ms'], 1)}**", "", fmt(b["p95_ms"]["client"], 1)]
-        if key == "cache":
-            return [pct(b["cache_hit_rate"]), "", ""]
-        return [str(b["requests"]), "", ""]
+    def row(label: str, cell) -> list:
+        return [label, *(cell(b) for _, b in measured)]
 
-    labels = (
-        ("decode", "decode"),
-        ("preprocess", "preprocess"),
-        ("inference", "inference"),
-        ("db", "database"),
-        ("other", "other app time"),
-        ("server", "= app total (Server-Timing total)"),
-        ("outside", "outside the app: queue, HTTP, network"),
-        ("client", "= response time seen by Locust"),
-        ("cache", "cache hit rate (images)"),
-        ("requests", "requests measured"),
-    )
-    headers = ["stage (mean per /predict)"]
-    for name, _ in measured:
-        headers += [f"{name} ms", "share", "p95 ms"]
-    rows = [
-        [label, *(c for _, b in measured for c in cells(b, key))]
-        for key, label in labels
+    def stage(b: dict, key: str) -> str:
+        value = b["stages_ms"][key]
+        share = pct(value / b["server_ms"])
+        return f"{value:.1f} ({share}), p95 {b['p95_ms'][key]:.1f}"
+
+    rows = [row(label, lambda b, k=k: stage(b, k)) for k, label in STAGE_LABELS.items()]
+    rows += [
+        row("other app time", lambda b: fmt(b["other_ms"], 1)),
+        row(
+            "**= app total (Server-Timing)**",
+            lambda b: f"**{b['server_ms']:.1f}**, p95 {b['p95_ms']['total']:.1f}",
+        ),
+        row("outside the app: queue, HTTP, network", lambda b: fmt(b["outside_ms"], 1)),
+        row(
+            "**= response time seen by Locust**",
+            lambda b: f"**{b['client_ms']:.1f}**, p95 {b['p95_ms']['client']:.1f}",
+        ),
+        row("cache hit rate (images)", lambda b: pct(b["cache_hit_rate"])),
+        row("requests measured", lambda b: b["requests"]),
     ]
-    return table(headers, rows) + (
-        "\n\nShares are of the app's own time, except the outside row (share of "
-        "the response time). Per-request rows: `requests-<phase>.csv`."
+    headers = ["ms per /predict: mean (share of app time), p95"]
+    return table(headers + [name for name, _ in measured], rows) + (
+        "\n\nPer-request rows: `requests-<phase>.csv`."
     )
 
 
@@ -663,65 +576,32 @@ def resources(run: Run) -> str:
 
 
 def capacity(run: Run) -> str:
-    ceiling = run.meta.get("ceiling") or {}
+    c = run.meta.get("ceiling") or {}
     rows = []
     served = run.predict("saturation", "Requests/s")
     if served is not None:
-        rows += [
-            ["served at saturation (/predict, images/s)", rate(served)],
-            [
-                "p95 at saturation (/predict)",
-                f"{fmt(run.predict('saturation', '95%'))} ms",
-            ],
-        ]
-    if ceiling.get("batch1_img_s"):
-        rows += [
-            [
-                f"raw model ceiling ({ceiling['backend']}, batch 1, "
-                f"{ceiling['threads']} threads)",
-                f"{rate(ceiling['batch1_img_s'])} images/s "
-                f"({fmt(ceiling['batch1_ms'], 1)} ms each)",
-            ],
-            [
-                f"best batch ({ceiling['best_batch']})",
-                f"{rate(ceiling['best_img_s'])} images/s",
-            ],
-            ["served / ceiling (batch 1)", pct(run.ceiling_ratio())],
-        ]
+        p95 = fmt(run.predict("saturation", "95%"))
+        rows.append(["served at saturation (/predict)", f"{rate(served)} images/s"])
+        rows.append(["p95 at saturation (/predict)", f"{p95} ms"])
+    if c.get("batch1_img_s"):
+        model = f"raw model ceiling ({c['backend']}, {c['threads']} threads)"
+        rows.append([model, f"{rate(c['batch1_img_s'])} images/s at batch 1"])
+        rows.append(["", f"{rate(c['best_img_s'])} at batch {c['best_batch']}"])
+        rows.append(["served / ceiling (batch 1)", pct(run.ceiling_ratio())])
     else:
-        rows.append(["raw model ceiling", ceiling.get("unavailable", "not measured")])
+        rows.append(["raw model ceiling", c.get("unavailable", "not measured")])
     config = run.profile.config
-    if config["wait"] != "none":
-        # Think time, not the server, caps a profile with a wait.
+    if config["wait"] != "none":  # think time, not the server, caps this rate
         low, high = (float(v) for v in config["wait"].split(":")[1:])
-        cycle = (low + high) / 2 + mix(run.profile)["average_ms"] / 1000
-        cap, measured = config["users"] / cycle, mix(run.profile)["rps"]
+        m = mix(run.profile)
+        cap = config["users"] / ((low + high) / 2 + m["average_ms"] / 1000)
         label = "profile: req/s its think time allows, users / (wait + response)"
-        rows.append([label, f"{rate(cap)} (measured: {rate(measured)})"])
+        rows.append([label, f"{rate(cap)} (measured: {rate(m['rps'])})"])
     return table(["measure", "value"], rows) + (
         "\n\nThe ceiling is `bench.bench.raw_ceiling`: the network alone in one "
         "process on all cores, no HTTP, no decoding, measured on this machine "
         "after the server stopped."
     )
-
-
-def step_load(run: Run) -> str:
-    steps = run.steps()
-    rows = [
-        [s["users"], s["requests"], rate(s["rps"]), fmt(s["p50_ms"]), fmt(s["p95_ms"])]
-        + [s["failures"], "yes" if s["within_objective"] else "no"]
-        for s in steps
-    ]
-    best = best_step(steps)
-    objective = f"{run.objective_ms:g} ms"
-    verdict = (
-        f"Highest rate with p95 under {objective}: **{rate(best['rps'])} req/s** "
-        f"({best['users']} users)."
-        if best
-        else f"No step kept p95 under {objective}."
-    )
-    headers = ["users", "requests", "req/s", "p50 ms", "p95 ms", "failures", "within"]
-    return table(headers, rows) + "\n\n" + verdict + "\n\n![step load](step-load.png)"
 
 
 def threshold_section(checks: list[Check]) -> str:
@@ -815,8 +695,6 @@ def markdown(run: Run, checks: list[Check], data: dict, baseline) -> str:
         "## Capacity and the model ceiling",
         capacity(run),
     ]
-    if run.steps():
-        parts += ["## Step load", step_load(run)]
     parts += ["## Thresholds", threshold_section(checks)]
     if baseline:
         parts += ["## Comparison with the baseline", baseline_section(*baseline)]
@@ -853,19 +731,18 @@ def build(
     folder: Path,
     limits: Limits | None = None,
     baseline: Path | None = None,
-    objective_ms: float | None = None,
     draw: bool = True,
 ) -> Result:
     """Write report.md, summary.json and (unless ``draw`` is false: they are
     the slow part) the charts into ``folder``."""
-    run = read_run(folder, objective_ms)
+    run = read_run(folder)
     checks = thresholds(run.profile, limits or Limits())
     created = run.meta.get("created") or datetime.now().isoformat(timespec="seconds")
     data = summary(run, checks, created)
     comparison = (load_baseline(baseline), data, baseline) if baseline else None
     if draw:
         bars = [(p.name, b) for p in run.phases if (b := breakdown(p.requests))]
-        charts.draw(run.phases, bars, run.steps(), run.objective_ms, folder)
+        charts.draw(run.phases, bars, folder)
     report = folder / "report.md"
     report.write_text(markdown(run, checks, data, comparison))
     (folder / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
