@@ -434,10 +434,6 @@ def rate(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
-def wait_text(wait: str) -> str:
-    return "none" if wait == "none" else wait.split(":", 1)[1].replace(":", "-") + " s"
-
-
 def key_figures(run: Run, data: dict) -> str:
     """The headline numbers, one line each, from the tables below."""
     m, metric = mix(run.profile), data["metrics"]
