@@ -55,8 +55,9 @@ def over_time(phases, path: Path, columns: dict[str, str], ylabel: str) -> None:
         users = ax.twinx()
         users.step(*history(phase, "User Count"), where="post", color="#7f7f7f")
         users.set_ylabel("users (grey)")
-        users.set_ylim(bottom=0)
-        ax.set_ylim(bottom=0)
+        # Headroom on both axes keeps the lines apart and under the legend.
+        users.set_ylim(0, users.get_ylim()[1] * 1.3)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{phase.name}: {phase.config['users']} users")
         ax.grid(alpha=0.3)

@@ -582,17 +582,11 @@ def capacity(run: Run) -> str:
     if c.get("batch1_img_s"):
         model = f"raw model ceiling ({c['backend']}, {c['threads']} threads)"
         rows.append([model, f"{rate(c['batch1_img_s'])} images/s at batch 1"])
-        rows.append(["", f"{rate(c['best_img_s'])} at batch {c['best_batch']}"])
+        best = f"{rate(c['best_img_s'])} images/s at batch {c['best_batch']}"
+        rows.append(["raw model ceiling, best batch", best])
         rows.append(["served / ceiling (batch 1)", pct(run.ceiling_ratio())])
     else:
         rows.append(["raw model ceiling", c.get("unavailable", "not measured")])
-    config = run.profile.config
-    if config["wait"] != "none":  # think time, not the server, caps this rate
-        low, high = (float(v) for v in config["wait"].split(":")[1:])
-        m = mix(run.profile)
-        cap = config["users"] / ((low + high) / 2 + m["average_ms"] / 1000)
-        label = "profile: req/s its think time allows, users / (wait + response)"
-        rows.append([label, f"{rate(cap)} (measured: {rate(m['rps'])})"])
     return table(["measure", "value"], rows) + (
         "\n\nThe ceiling is `bench.bench.raw_ceiling`: the network alone in one "
         "process on all cores, no HTTP, no decoding, measured on this machine "
