@@ -92,9 +92,11 @@ def target(args, folder: Path) -> Iterator[Target]:
             model_cache_dir=args.model_cache,
             reset=False,
             username="stress",
-            WEB_CONCURRENCY=str(CORES),
-            OPENVINO_PRECISION="f32",
-            **server_settings(args),
+            **{
+                "WEB_CONCURRENCY": str(CORES),
+                "OPENVINO_PRECISION": "f32",
+                **server_settings(args),  # the command line wins
+            },
         )
         pid = server.pid
         yield Target(server.url, server.token, True, lambda: process_tree(pid))

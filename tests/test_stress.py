@@ -350,7 +350,7 @@ def test_stress_end_to_end_against_a_started_server(tmp_path, model_cache_dir):
         "-m",
         "stress",
         *("-u", "2", "-r", "2", "-t", "4s", "--wait", "0.2:0.5"),
-        *("--saturation-duration", "3s", "--no-ceiling"),
+        *("--saturation-duration", "3s", "--no-ceiling", "--workers", "2"),
         *("--model-cache", str(model_cache_dir), "--out", str(out)),
         *("--max-p95-ms", "60000"),
     ]
