@@ -1,4 +1,4 @@
-"""Test photos made with Pillow: no files, no downloads, the same bytes each run."""
+"""Test photos made with Pillow: nothing to download, nothing on disk."""
 
 from __future__ import annotations
 

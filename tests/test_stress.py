@@ -19,6 +19,8 @@ import pytest
 
 from stress.__main__ import duration
 from stress.__main__ import main
+from stress.__main__ import parser
+from stress.__main__ import plan
 from stress.__main__ import ratio
 from stress.__main__ import wait
 from stress.report import Limits
@@ -170,6 +172,19 @@ def test_resources_and_ceiling_come_from_the_recording(recorded):
 # Thresholds, exit codes and the baseline
 
 
+def test_key_figures_repeat_the_tables_numbers(recorded):
+    result = build(recorded, draw=False)
+    metrics = result.summary["metrics"]
+    head = result.report.read_text().split("\n## ")[0]
+    p95, ratio = metrics["profile_p95_ms"], metrics["ceiling_ratio"]
+    assert (
+        f"/ {p95:.0f} /" in head and f"{ratio * 100:.0f}% of the model ceiling" in head
+    )
+    assert "most often LocustBadStatusCode(code=400) on /history" in head
+    images = float(stats_row(recorded, "saturation", "/predict")["Requests/s"])
+    assert metrics["saturation_images_s"] == pytest.approx(images)
+
+
 def test_thresholds_decide_the_exit_code(recorded):
     folder = str(recorded)
     assert main(["--report-only", folder, "--max-p95-ms", "100000"]) == 0
@@ -271,6 +286,15 @@ def test_durations(text, seconds):
 @pytest.mark.parametrize(("text", "value"), [("0", 0.0), ("0.01", 0.01), ("1%", 0.01)])
 def test_failure_rates(text, value):
     assert ratio(text) == pytest.approx(value)
+
+
+def test_plan_is_the_profile_then_saturation_on_images_only():
+    args = parser().parse_args(["-u", "4", "--wait", "none", "--tags", "predict"])
+    profile, saturation = plan(args)
+    assert (profile["users"], profile["wait"], profile["duration_s"]) == (4, "none", 30)
+    assert (saturation["wait"], saturation["tags"]) == ("none", ["predict"])
+    assert saturation["users"] == saturation["spawn_rate"] == 4
+    assert plan(parser().parse_args(["--saturation-duration", "0"]))[1:] == []
 
 
 def test_waits():
