@@ -47,16 +47,16 @@ clean: ## Remove caches (keeps .venv and instance/)
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 bench: venv ## Benchmark precisions, batching, pipeline and served app in one run (~15 min; --layouts ~25)
-	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 
 stress: venv ## Stress-test the served app, write reports/stress-<time>/ (~2 min)
 	$(BIN)/python -m stress $(STRESS_ARGS)
 
 fault-run: venv ## Kill a worker, restart PostgreSQL, fill the disk under load (~3 min, root)
-	$(BIN)/python scripts/fault_run.py $(FAULT_ARGS)
+	$(BIN)/python -m devtools.fault_run $(FAULT_ARGS)
 
 soak: venv ## Soak at ~70% capacity for 10 min; failures and worker RSS growth
-	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
+	$(BIN)/python -m devtools.soak $(SOAK_ARGS)
 
 cluster-test: venv ## nginx + 3 Gunicorn instances on PostgreSQL/Redis: sessions, cache, kill (~2 min)
 	$(BIN)/python -m pytest tests/test_cluster.py -v -rs -o log_cli=true --log-cli-level=INFO $(PYTEST_ARGS)

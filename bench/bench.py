@@ -12,7 +12,7 @@ Prints one report with
 The served app runs with the defaults and as before issue 15
 (OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1), and with int8 when a model exists.
 
-Usage: python bench/bench.py [--image PATH] [--duration 60] [--layouts]
+Usage: python -m bench.bench [--image PATH] [--duration 60] [--layouts]
 Everything runs on this machine; the server listens on 127.0.0.1 only.
 """
 
@@ -35,8 +35,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from devtools import locust
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
 DEFAULT_IMAGE = SHARED_IMAGES / "bay-1365x1365.jpg"
@@ -372,10 +373,10 @@ def median_ms(function, data: bytes, runs: int) -> float:
 @contextmanager
 def bench_server(workdir: Path, cache: Path, index: int, **settings: str):
     """Gunicorn with gunicorn.conf.py, started the way the tests start it
-    (tests/helpers_server.py): random weights, a fresh SQLite database, every
+    (devtools/server.py): random weights, a fresh SQLite database, every
     worker ready; the result cache off unless ``settings`` turn it on (bench
     measures the model, not the cache)."""
-    from tests.helpers_server import start_server
+    from devtools.server import start_server
 
     folder = workdir / f"server-{index}"
     server = start_server(
@@ -401,7 +402,7 @@ def bench_server(workdir: Path, cache: Path, index: int, **settings: str):
 
 
 def worker_rss_mb(pids: list[int]) -> list[float]:
-    from tests.helpers_server import proc_status
+    from devtools.server import proc_status
 
     return [proc_status(pid)["VmRSS"] / 1024 for pid in pids]
 
@@ -442,35 +443,8 @@ def run_locust(
     prefix = workdir / f"locust-{name}"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = server_cpu_seconds(server_pids)
-    subprocess.run(
-        [
-            str(BIN / "locust"),
-            "-f",
-            "locustfile.py",
-            "--headless",
-            "--host",
-            url,
-            "-u",
-            str(users),
-            "-r",
-            str(spawn),
-            "-t",
-            f"{duration}s",
-            "--tags",
-            "predict",
-            "--csv",
-            str(prefix),
-            "--only-summary",
-            "--stop-timeout",
-            "10",
-            "BrowserUser",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=duration + 180,
-        env={**os.environ, "SNAPCLASS_IMAGES": str(images), "SNAPCLASS_WAIT": wait},
-    )
+    profile = locust.Profile(users, spawn, duration, wait, ["predict"], ["BrowserUser"])
+    locust.run(url, prefix, profile, env={"SNAPCLASS_IMAGES": str(images)})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     locust_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     server_cpu = server_cpu_seconds(server_pids) - server_before

@@ -22,19 +22,19 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from devtools.server import DEFAULT_MODEL_CACHE
+from devtools.server import ROOT
+
+from .measure import machine
+from .measure import model_ceiling
+from .measure import run_phase
+from .measure import server_settings
+from .measure import system_under_test
+from .measure import target
 from .report import Limits
 from .report import build
-from .runner import ROOT
-from .runner import Phase
-from .runner import machine
-from .runner import model_ceiling
-from .runner import run_phase
-from .runner import server_settings
-from .runner import system_under_test
-from .runner import target
 
 log = logging.getLogger("stress")
-DEFAULT_OBJECTIVE_MS = 500.0
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 
 
@@ -70,193 +70,85 @@ def wait(text: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m stress", description=__doc__.split("\n\n")[1]
+        prog="python -m stress",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    ours = "of the server we start"
     where = p.add_argument_group("target (default: start Gunicorn on 127.0.0.1)")
     where.add_argument("--host", help="URL of a running deployment instead")
     where.add_argument("--token", help="API token, to read /api/system with --host")
-    where.add_argument("--workers", type=int, help="WEB_CONCURRENCY of our server")
-    where.add_argument("--threads", type=int, help="GUNICORN_THREADS of our server")
+    where.add_argument("--workers", type=int, help=f"WEB_CONCURRENCY {ours}")
+    where.add_argument("--threads", type=int, help=f"GUNICORN_THREADS {ours}")
+    where.add_argument("--intra-op-threads", type=int, help=f"INTRA_OP_THREADS {ours}")
+    where.add_argument("--backend", help=f"INFERENCE_BACKEND {ours}")
+    where.add_argument("--result-cache", choices=("on", "off"), default="on")
     where.add_argument(
-        "--intra-op-threads", type=int, help="INTRA_OP_THREADS of our server"
+        "--server-env", action="append", default=[], metavar="NAME=VALUE"
     )
-    where.add_argument(
-        "--backend", help="INFERENCE_BACKEND of our server: auto, openvino, tensorflow"
-    )
-    where.add_argument(
-        "--result-cache",
-        choices=("on", "off"),
-        default="on",
-        help="RESULT_CACHE of our server (default: on, as deployed)",
-    )
-    where.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="any other setting for our server (repeatable)",
-    )
-    where.add_argument(
-        "--model-cache",
-        type=Path,
-        default=ROOT / "instance" / "models",
-        help="converted-model cache, MODEL_CACHE_DIR (default: instance/models)",
-    )
+    where.add_argument("--model-cache", type=Path, default=DEFAULT_MODEL_CACHE)
 
     load = p.add_argument_group("load profile (default: the seed profile)")
-    load.add_argument("-u", "--users", type=int, default=10, help="default: 10")
-    load.add_argument(
-        "-r", "--spawn-rate", type=float, default=2.0, help="users/s (default: 2)"
-    )
-    load.add_argument(
-        "-t", "--duration", type=duration, default="30s", help="default: 30s"
-    )
-    load.add_argument(
-        "--wait",
-        type=wait,
-        default="1:5",
-        help="think time, LOW:HIGH seconds or none (default: 1:5)",
-    )
+    load.add_argument("-u", "--users", type=int, default=10)
+    load.add_argument("-r", "--spawn-rate", type=float, default=2.0, help="users/s")
+    load.add_argument("-t", "--duration", type=duration, default="30s")
+    load.add_argument("--wait", type=wait, default="1:5", help="LOW:HIGH s or none")
     load.add_argument("--tags", nargs="*", default=[], help="Locust task tags")
-    load.add_argument(
-        "--user-classes",
-        nargs="*",
-        default=[],
-        help="locustfile classes (default: all; BrowserUser:ApiUser is 3:1)",
-    )
+    load.add_argument("--user-classes", nargs="*", default=[], help="default: all")
     load.add_argument("--images", help="a folder of images to post")
+    load.add_argument("--image-size", default="1365x1365", help="generated photos")
     load.add_argument(
-        "--image-size",
-        default="1365x1365",
-        help="generated photo size(s) when no --images, e.g. 640x480,1365x1365",
-    )
-    load.add_argument(
-        "--repeat-images",
-        action="store_true",
-        help="post identical bytes: measures the result cache, not the model",
+        "--repeat-images", action="store_true", help="identical bytes: the cache"
     )
 
     capacity = p.add_argument_group("capacity")
     capacity.add_argument(
-        "--saturation-duration",
-        type=duration,
-        default="20s",
-        help="no-wait run posting images only, after the profile; 0 skips it "
-        "(default: 20s)",
+        "--saturation-duration", type=duration, default="20s", help="0 skips it"
     )
     capacity.add_argument("--saturation-users", type=int, help="default: --users")
     capacity.add_argument(
-        "--step-load",
-        action="store_true",
-        help="also add users in steps, no wait, to find the highest rate with "
-        "p95 under --objective-p95-ms",
-    )
-    capacity.add_argument(
-        "--step-users", type=int, default=2, help="users per step (default: 2)"
-    )
-    capacity.add_argument(
-        "--step-seconds", type=duration, default="10s", help="default: 10s"
-    )
-    capacity.add_argument(
-        "--max-users", type=int, default=20, help="last step (default: 20)"
-    )
-    capacity.add_argument(
-        "--objective-p95-ms",
-        type=float,
-        help=f"step-load objective (default: --max-p95-ms, else "
-        f"{DEFAULT_OBJECTIVE_MS:g})",
-    )
-    capacity.add_argument(
         "--ceiling",
         action=argparse.BooleanOptionalAction,
-        default=None,
         help="measure the raw model ceiling (default: when we start the server)",
     )
 
-    gate = p.add_argument_group("pass/fail, checked on the profile (exit 1)")
+    gate = p.add_argument_group("pass/fail on the profile (exit 1)")
     gate.add_argument("--max-p95-ms", type=float, help="after sign-up")
     gate.add_argument("--max-p99-ms", type=float, help="after sign-up")
-    gate.add_argument(
-        "--max-failure-rate", type=ratio, help="all requests: 0, 0.01 or 1%%"
-    )
+    gate.add_argument("--max-failure-rate", type=ratio, help="0, 0.01 or 1%%")
     gate.add_argument("--min-rps", type=float, help="after sign-up")
 
     out = p.add_argument_group("report")
+    out.add_argument("--baseline", type=Path, metavar="FOLDER")
+    out.add_argument("--out", type=Path, metavar="FOLDER", help="reports/stress-<t>")
     out.add_argument(
-        "--baseline", type=Path, metavar="FOLDER", help="a previous report to compare"
-    )
-    out.add_argument(
-        "--out", type=Path, metavar="FOLDER", help="default: reports/stress-<time>"
-    )
-    out.add_argument(
-        "--report-only",
-        type=Path,
-        metavar="FOLDER",
-        help="rebuild FOLDER's report from its data (other thresholds, baseline)",
+        "--report-only", type=Path, metavar="FOLDER", help="rebuild from its data"
     )
     return p
 
 
-def plan(args) -> list[Phase]:
-    """The phases to run, in order: the profile, saturation, step load."""
-    phases = [
-        Phase(
-            "profile",
-            "profile",
-            args.users,
-            args.spawn_rate,
-            args.duration,
-            args.wait,
-            list(args.tags),
-        )
-    ]
-    users = args.saturation_users or args.users
-    if args.saturation_duration:
-        # Images only, so that images/s compares with the model ceiling.
-        phases.append(
-            Phase(
-                "saturation",
-                "saturation",
-                users,
-                float(users),
-                args.saturation_duration,
-                "none",
-                ["predict"],
-            )
-        )
-    if args.step_load:
-        steps = args.max_users // args.step_users
-        phases.append(
-            Phase(
-                "step",
-                "step",
-                args.max_users,
-                float(args.step_users),
-                steps * args.step_seconds,
-                "none",
-                ["predict"],
-                step={
-                    "users": args.step_users,
-                    "seconds": args.step_seconds,
-                    "max_users": args.max_users,
-                },
-            )
-        )
+def phase(name, users, spawn, seconds, wait="none", tags=("predict",)) -> dict:
+    """One Locust run as run.json records it."""
+    return {
+        "name": name,
+        "kind": name,
+        "users": users,
+        "spawn_rate": float(spawn),
+        "duration_s": seconds,
+        "wait": wait,
+        "tags": list(tags),
+    }
+
+
+def plan(args) -> list[dict]:
+    """The profile, then (unless its duration is 0) saturation: images only,
+    no wait, so that its images/s compares with the model ceiling."""
+    a = args
+    phases = [phase("profile", a.users, a.spawn_rate, a.duration, a.wait, a.tags)]
+    users = a.saturation_users or a.users
+    if a.saturation_duration:
+        phases.append(phase("saturation", users, users, a.saturation_duration))
     return phases
-
-
-def limits(args) -> Limits:
-    return Limits(
-        max_p95_ms=args.max_p95_ms,
-        max_p99_ms=args.max_p99_ms,
-        max_failure_rate=args.max_failure_rate,
-        min_rps=args.min_rps,
-    )
-
-
-def objective(args) -> float | None:
-    """The step load's latency objective, when the command line gives one."""
-    return args.objective_p95_ms or args.max_p95_ms
 
 
 def run_config(args) -> dict:
@@ -281,15 +173,14 @@ def measure(args, folder: Path) -> None:
         "created": datetime.now().isoformat(timespec="seconds"),
         "config": run_config(args),
         "machine": machine(),
-        "objective_p95_ms": objective(args) or DEFAULT_OBJECTIVE_MS,
         "phases": [],
     }
     with target(args, folder) as where:
         meta.update(target=where.url, started_here=where.started_here)
         meta["system"] = system_under_test(where.url, where.token)
-        for phase in plan(args):
-            log.info("phase %s: %s s ...", phase.name, phase.duration_s)
-            meta["phases"].append(run_phase(phase, where, folder, args).as_dict())
+        for planned in plan(args):
+            log.info("phase %s: %s s ...", planned["name"], planned["duration_s"])
+            meta["phases"].append(run_phase(planned, where, folder, args))
             write_meta(folder, meta)  # keep what we have if a later phase fails
     # By default only when the server ran here: a remote server's ceiling
     # is another machine's.
@@ -307,18 +198,13 @@ def measure(args, folder: Path) -> None:
     write_meta(folder, meta)
 
 
-def report_folder(args) -> Path:
-    if args.out:
-        return args.out
-    return ROOT / "reports" / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="stress: %(message)s")
     args = parser().parse_args(argv)
     folder = args.report_only
     if folder is None:
-        folder = report_folder(args)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = args.out or ROOT / "reports" / f"stress-{stamp}"
         folder.mkdir(parents=True, exist_ok=True)
         log.info("report folder: %s", folder)
         try:
@@ -326,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             log.error("the run failed: %s", exc)
             return 3
-    result = build(folder, limits(args), args.baseline, objective(args))
+    limits = Limits(
+        args.max_p95_ms, args.max_p99_ms, args.max_failure_rate, args.min_rps
+    )
+    result = build(folder, limits, args.baseline)
     log.info("report: %s", result.report)
     for check in result.checks:
         log.info(

@@ -1,42 +1,205 @@
-"""Turn a report folder's recorded data into report.md, the charts and
-summary.json.
+"""Build report.md, the charts and summary.json from a report folder alone.
 
-Works on the folder alone (Locust's CSVs, the request and resource logs,
-run.json), so a report can be rebuilt later with other thresholds or another
-baseline: ``python -m stress --report-only reports/stress-.../``.
+The folder holds what ``stress.measure`` recorded: Locust's CSVs, the request
+log (one row per request with its ``Server-Timing``), the resource samples and
+``run.json``. So a report can be rebuilt later with other thresholds or another
+baseline: ``python -m stress --report-only reports/stress-.../``. The report
+states measurements; it does not interpret them.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
+from devtools.locust import read_csv
+
 from . import charts
-from .advice import analysis
-from .advice import ms
-from .advice import pct
-from .advice import rate
-from .advice import recommendations
-from .analysis import Breakdown
-from .analysis import Facts
-from .analysis import ResourceUsage
-from .analysis import best_step
-from .analysis import breakdown
-from .analysis import facts
-from .analysis import measured
-from .checks import Change
-from .checks import Threshold
-from .checks import compare
-from .checks import differences
-from .checks import summary
-from .checks import thresholds
-from .checks import write_summary
-from .data import PERCENTILES
-from .data import EndpointStats
-from .data import PhaseData
-from .data import RunData
-from .data import read_run
+
+# Locust's percentile columns, as the seed report shows them.
+PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "100%")
+# Requests made once per user in on_start, not part of the measured mix.
+SETUP_NAMES = frozenset({"/register", "/login", "/account/tokens"})
+STAGES = ("decode", "preprocess", "inference", "db")
+STAGE_LABELS = dict(
+    zip(STAGES, ("decode", "preprocess", "inference", "database"), strict=True)
+)
+PREDICT = "/predict"
+MIX = "all but sign-ups"
+SKIP = SETUP_NAMES | {"Aggregated"}  # Locust rows left out of the mix's rate
+SUMMARY_SCHEMA = 1
+SAME = 0.05  # relative change that counts as run-to-run noise on this machine
+
+
+def number(value: str | None) -> float | None:
+    """Locust writes "N/A" (and the request log "") where there is no value."""
+    try:
+        return float(value) if value not in (None, "", "N/A") else None
+    except ValueError:
+        return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
+# --------------------------------------------------------------------------
+# Reading the folder
+
+
+@dataclass
+class Phase:
+    """Everything recorded for one phase (files named after it)."""
+
+    config: dict
+    stats: dict[str, dict[str, str]]  # Locust's _stats.csv rows by name
+    history: list[dict[str, str]]  # _stats_history.csv, Aggregated rows
+    failures: list[dict[str, str]]
+    requests: list[dict]  # the request log, see read_requests
+    resources: list[dict[str, float]]
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def aggregated(self) -> dict[str, str]:
+        return self.stats["Aggregated"]
+
+
+def read_requests(path: Path) -> list[dict]:
+    """The request log: name, ok, start, response time, each Server-Timing
+    stage and the cache counts (numbers, or None where the server sent none)."""
+    rows = []
+    for row in read_csv(path):
+        timing = {key: number(row.get(f"{key}_ms")) for key in (*STAGES, "total")}
+        rows.append(
+            {
+                "name": row["name"],
+                "ok": row["ok"] == "1",
+                "elapsed_s": float(row["elapsed_s"]),
+                "response_ms": float(row["response_ms"]),
+                **timing,
+                "cache_hits": number(row.get("cache_hits")),
+                "cache_images": number(row.get("cache_images")),
+            }
+        )
+    return rows
+
+
+def read_phase(folder: Path, config: dict) -> Phase:
+    prefix = folder / f"locust-{config['name']}"
+    stats = {row["Name"]: row for row in read_csv(Path(f"{prefix}_stats.csv"))}
+    if "Aggregated" not in stats:
+        raise ValueError(f"{prefix}_stats.csv: no Aggregated row (did Locust run?)")
+    history = read_csv(Path(f"{prefix}_stats_history.csv"))
+    resources = read_csv(folder / f"resources-{config['name']}.csv")
+    return Phase(
+        config=config,
+        stats=stats,
+        history=[row for row in history if row["Name"] == "Aggregated"],
+        failures=read_csv(Path(f"{prefix}_failures.csv")),
+        requests=read_requests(folder / f"requests-{config['name']}.csv"),
+        resources=[{k: float(v) for k, v in row.items()} for row in resources],
+    )
+
+
+# --------------------------------------------------------------------------
+# Numbers Locust does not give
+
+
+def mix(phase: Phase) -> dict:
+    """The phase's requests without the once-per-user sign-ups, exactly from the
+    request log: Locust's Aggregated row includes sign-ups, whose password
+    hashing dominates a short run's tail."""
+    rows = [r for r in phase.requests if r["name"] not in SETUP_NAMES]
+    times = [r["response_ms"] for r in rows]
+    return {
+        "requests": len(rows),
+        "rps": sum(
+            number(s["Requests/s"]) or 0.0
+            for n, s in phase.stats.items()
+            if n not in SKIP
+        ),
+        "average_ms": mean(times),
+        "percentiles": {p: percentile(times, float(p[:-1])) for p in PERCENTILES},
+    }
+
+
+def breakdown(rows: list[dict]) -> dict | None:
+    """Mean and p95 per Server-Timing stage of the successful /predict rows.
+
+    ``other_ms`` is app time outside the named stages; ``outside_ms`` is what
+    the client waited beyond the app's own time (queue, HTTP, network)."""
+    timed = [r for r in rows if r["name"] == PREDICT and r["ok"] and r["total"]]
+    if not timed:
+        return None
+    column = {key: [r[key] or 0.0 for r in timed] for key in (*STAGES, "total")}
+    client = [r["response_ms"] for r in timed]
+    stages = {stage: mean(column[stage]) for stage in STAGES}
+    server = mean(column["total"])
+    images = sum(r["cache_images"] or 0 for r in timed)
+    return {
+        "requests": len(timed),
+        "client_ms": mean(client),
+        "server_ms": server,
+        "stages_ms": stages,
+        "other_ms": max(0.0, server - sum(stages.values())),
+        "outside_ms": max(0.0, mean(client) - server),
+        "p95_ms": {
+            **{key: percentile(values, 95) for key, values in column.items()},
+            "client": percentile(client, 95),
+        },
+        "cache_hit_rate": (
+            sum(r["cache_hits"] or 0 for r in timed) / images if images else None
+        ),
+    }
+
+
+RESOURCES = {  # resource_usage's keys: label and digits in the report
+    "server_cpu_avg": ("server CPU, average (cores)", 2),
+    "server_cpu_peak": ("server CPU, peak (cores)", 2),
+    "server_rss_peak_mb": ("server RSS, peak (MB, all processes)", 0),
+    "server_processes": ("server processes", 0),
+    "locust_cpu_avg": ("Locust CPU, average (cores)", 2),
+    "other_cpu_avg": ("other processes' CPU, average (cores)", 2),
+    "machine_cpu_avg": ("machine CPU, average (%)", 0),
+}
+
+
+def resource_usage(samples: list[dict[str, float]], cores: int) -> dict | None:
+    """CPU in cores (1.0 = one core busy) and RSS in MB over a phase."""
+    samples = [s for s in samples if s["server_processes"]]  # none with --host
+    if not samples:
+        return None
+
+    def column(key: str) -> list[float]:
+        return [s[key] for s in samples]
+
+    machine = mean(column("machine_cpu_percent"))
+    server, locust = mean(column("server_cpu_cores")), mean(column("locust_cpu_cores"))
+    return {
+        "server_cpu_avg": server,
+        "server_cpu_peak": max(column("server_cpu_cores")),
+        "server_rss_peak_mb": max(column("server_rss_mb")),
+        "server_processes": int(max(column("server_processes"))),
+        "locust_cpu_avg": locust,
+        "other_cpu_avg": max(0.0, machine / 100 * cores - server - locust),
+        "machine_cpu_avg": machine,
+    }
+
+
+# --------------------------------------------------------------------------
+# Thresholds and the baseline
 
 
 @dataclass
@@ -50,15 +213,207 @@ class Limits:
 
 
 @dataclass
-class Result:
-    folder: Path
-    report: Path
-    summary: dict
-    checks: list[Threshold]
+class Check:
+    """One limit and what the profile measured."""
+
+    name: str
+    limit: float
+    measured: float
+    upper: bool  # True: measured must be <= limit; False: >= limit
+    unit: str
+    scope: str  # which requests it was measured on
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return (
+            self.measured <= self.limit if self.upper else self.measured >= self.limit
+        )
+
+
+def thresholds(profile: Phase, limits: Limits) -> list[Check]:
+    """Latency and rate on the measured mix (sign-ups left out), failures on
+    every request (a failed sign-up is a failure too)."""
+    m, everything = mix(profile), profile.aggregated
+    requests = int(everything["Request Count"])
+    failure_rate = int(everything["Failure Count"]) / requests if requests else 0.0
+    checks = []
+    for name, limit, measured, upper, unit, scope in (
+        ("p95", limits.max_p95_ms, m["percentiles"]["95%"], True, "ms", MIX),
+        ("p99", limits.max_p99_ms, m["percentiles"]["99%"], True, "ms", MIX),
+        ("failure rate", limits.max_failure_rate, failure_rate, True, "ratio", "all"),
+        ("requests/s", limits.min_rps, m["rps"], False, "req/s", MIX),
+    ):
+        if limit is not None:
+            checks.append(Check(name, limit, measured or 0.0, upper, unit, scope))
+    return checks
+
+
+# (metric, label, True when higher is better)
+COMPARED = (
+    ("profile_rps", "profile req/s (after sign-up)", True),
+    ("profile_p50_ms", "profile p50 ms", False),
+    ("profile_p95_ms", "profile p95 ms", False),
+    ("profile_p99_ms", "profile p99 ms", False),
+    ("profile_failure_rate", "profile failure rate", False),
+    ("predict_server_ms", "/predict server time ms", False),
+    ("predict_inference_ms", "/predict inference ms", False),
+    ("saturation_images_s", "saturation images/s", True),
+    ("saturation_p95_ms", "saturation p95 ms", False),
+    ("ceiling_ratio", "served / model ceiling", True),
+    ("server_rss_peak_mb", "server RSS peak MB", False),
+)
+SETTINGS = (  # of a phase, of the run, of the server: compared with the baseline
+    *("users", "spawn_rate", "duration_s", "wait", "tags"),
+    *("server_settings", "images", "unique_images", "user_classes"),
+    *("backend", "workers", "threads"),
+)
+
+
+def compare(baseline: dict, current: dict) -> list[list]:
+    """[label, before, after, relative change, verdict] per metric both have."""
+    rows = []
+    for key, label, higher_is_better in COMPARED:
+        before, after = baseline["metrics"].get(key), current["metrics"].get(key)
+        if before is None or after is None:
+            continue
+        relative = (after - before) / before if before else None
+        verdict = "same"
+        if relative is not None and abs(relative) >= SAME:
+            verdict = "better" if (relative > 0) == higher_is_better else "worse"
+        rows.append([label, before, after, relative, verdict])
+    return rows
+
+
+def differences(baseline: dict, current: dict) -> list[str]:
+    """Settings that differ between two runs: their numbers measure different
+    things, and the report says so next to the comparison."""
+    pairs = [("", baseline["config"], current["config"])]
+    pairs += [("", layout(baseline["system"]), layout(current["system"]))]
+    for name, phase in current["phases"].items():
+        before = baseline["phases"].get(name, {}).get("config", {})
+        pairs.append((f"{name} ", before, phase["config"]))
+    return [
+        f"{prefix}{key}: {before.get(key)} -> {after.get(key)}"
+        for prefix, before, after in pairs
+        for key in SETTINGS
+        if key in after and before.get(key) != after.get(key)
+    ]
+
+
+def layout(system: dict) -> dict:
+    server = system.get("server", {})
+    backend = system.get("model", {}).get("backend")
+    return {"backend": backend, **{k: server.get(k) for k in ("workers", "threads")}}
+
+
+def load_baseline(path: Path) -> dict:
+    """A previous report's summary.json (the folder or the file itself)."""
+    path = path / "summary.json" if path.is_dir() else path
+    data = json.loads(path.read_text())
+    if data.get("schema") != SUMMARY_SCHEMA:
+        raise ValueError(f"{path}: unknown summary schema {data.get('schema')!r}")
+    return data
+
+
+# --------------------------------------------------------------------------
+# summary.json
+
+
+@dataclass
+class Run:
+    """A report folder read back, with the numbers derived once."""
+
+    folder: Path
+    meta: dict
+    phases: list[Phase]
+
+    def phase(self, kind: str) -> Phase | None:
+        return next((p for p in self.phases if p.config["kind"] == kind), None)
+
+    @property
+    def profile(self) -> Phase:
+        """The phase thresholds apply to: the profile, else the first."""
+        return self.phase("profile") or self.phases[0]
+
+    @property
+    def cores(self) -> int:
+        return self.meta.get("machine", {}).get("cores") or 1
+
+    def predict(self, kind: str, column: str) -> float | None:
+        phase = self.phase(kind)
+        row = phase.stats.get(PREDICT) if phase else None
+        return number(row[column]) if row else None
+
+    def ceiling_ratio(self) -> float | None:
+        served = self.predict("saturation", "Requests/s")
+        ceiling = (self.meta.get("ceiling") or {}).get("batch1_img_s")
+        return served / ceiling if served and ceiling else None
+
+
+def read_run(folder: Path) -> Run:
+    meta = json.loads((folder / "run.json").read_text())
+    phases = [read_phase(folder, config) for config in meta["phases"]]
+    if not phases:
+        raise ValueError(f"{folder}: run.json lists no phases")
+    return Run(folder, meta, phases)
+
+
+def metrics(run: Run) -> dict[str, float | None]:
+    """The flat numbers a later run is compared with (see COMPARED)."""
+    m = mix(run.profile)
+    b = breakdown(run.profile.requests)
+    rss = [
+        usage["server_rss_peak_mb"]
+        for phase in run.phases
+        if (usage := resource_usage(phase.resources, run.cores))
+    ]
+    profile = run.profile.aggregated
+    requests = int(profile["Request Count"])
+    return {
+        "profile_rps": m["rps"],
+        "profile_p50_ms": m["percentiles"]["50%"],
+        "profile_p95_ms": m["percentiles"]["95%"],
+        "profile_p99_ms": m["percentiles"]["99%"],
+        "profile_failure_rate": (
+            int(profile["Failure Count"]) / requests if requests else 0.0
+        ),
+        "predict_server_ms": b["server_ms"] if b else None,
+        "predict_inference_ms": b["stages_ms"]["inference"] if b else None,
+        "saturation_images_s": run.predict("saturation", "Requests/s"),
+        "saturation_p95_ms": run.predict("saturation", "95%"),
+        "ceiling_ratio": run.ceiling_ratio(),
+        "server_rss_peak_mb": max(rss) if rss else None,
+    }
+
+
+def summary(run: Run, checks: list[Check], created: str) -> dict:
+    meta = run.meta
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "created": created,
+        "target": meta["target"],
+        "started_here": meta.get("started_here", False),
+        "phases": {
+            phase.name: {
+                "config": phase.config,
+                "measured_mix": mix(phase),
+                "server_breakdown": breakdown(phase.requests),
+                "resources": resource_usage(phase.resources, run.cores),
+            }
+            for phase in run.phases
+        },
+        "config": meta.get("config", {}),
+        "system": meta.get("system", {}),
+        "machine": meta.get("machine", {}),
+        "ceiling": meta.get("ceiling"),
+        "metrics": metrics(run),
+        "thresholds": [{**asdict(c), "passed": c.passed} for c in checks],
+        "passed": all(c.passed for c in checks),
+    }
+
+
+# --------------------------------------------------------------------------
+# report.md
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -67,218 +422,171 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _num(value: float | None, digits: int = 0) -> str:
+def fmt(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-# --------------------------------------------------------------------------
-# Sections
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
 
 
-def configuration(run: RunData) -> str:
-    meta = run.meta
-    config = meta.get("config", {})
-    target = meta["target"] + (
-        " (started by this tool: Gunicorn, random weights, fresh SQLite)"
-        if meta.get("started_here")
-        else " (running deployment)"
-    )
-    settings = [
-        ["target", target],
-        ["server settings", _settings(config.get("server_settings"))],
+def rate(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def key_figures(run: Run, data: dict) -> str:
+    """The headline numbers, one line each, from the tables below."""
+    m, metric = mix(run.profile), data["metrics"]
+    failures = run.profile.failures
+    top = max(failures, key=lambda f: int(f["Occurrences"])) if failures else None
+    lines = [
+        f"profile: {rate(m['rps'])} req/s after sign-up, p50 / p95 / p99 "
+        f"{fmt(metric['profile_p50_ms'])} / {fmt(metric['profile_p95_ms'])} / "
+        f"{fmt(metric['profile_p99_ms'])} ms, failure rate "
+        f"{pct(metric['profile_failure_rate'])}"
+        + (f" (most often {top['Error']} on {top['Name']})" if top else "")
+    ]
+    if b := breakdown(run.profile.requests):
+        share = b["stages_ms"]["inference"] / b["server_ms"]
+        lines.append(
+            f"/predict in the profile: {fmt(b['server_ms'])} ms in the app "
+            f"({pct(share)} inference), {fmt(b['outside_ms'])} ms outside it"
+        )
+    if metric["saturation_images_s"] is not None:
+        lines.append(
+            f"saturation: {rate(metric['saturation_images_s'])} images/s, "
+            f"p95 {fmt(metric['saturation_p95_ms'])} ms, "
+            f"{pct(metric['ceiling_ratio'])} of the model ceiling"
+        )
+    if metric["server_rss_peak_mb"] is not None:
+        lines.append(f"server RSS peak: {fmt(metric['server_rss_peak_mb'])} MB")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def configuration(run: Run) -> str:
+    meta, config = run.meta, run.meta.get("config", {})
+    where = "started here: Gunicorn, random weights, fresh SQLite"
+    settings = config.get("server_settings")
+    rows = [
+        ["target", meta["target"]],
+        ["server", where if meta.get("started_here") else "a running deployment"],
+        [
+            "server settings",
+            "n/a"
+            if settings is None
+            else " ".join(f"`{name}={value}`" for name, value in settings.items()),
+        ],
         ["user classes", ", ".join(config.get("user_classes") or ["all"])],
         ["images", config.get("images", "n/a")],
-        [
-            "unique images",
-            "yes: a random JPEG comment per post, so the result cache misses"
-            if config.get("unique_images")
-            else "no: identical bytes, answered from the result cache",
-        ],
+        ["unique images (the result cache misses)", config.get("unique_images")],
         ["Locust", config.get("locust_version", "n/a")],
-        [
-            "command",
-            f"`python -m stress {config.get('command') or ''}`".replace(" `", "`"),
-        ],
+        ["command", f"`python -m stress {config.get('command', '')}`"],
     ]
-    phases = [
-        [
-            p["name"],
-            p["kind"],
-            _phase_users(p),
-            p["spawn_rate"],
-            f"{p['duration_s']} s",
-            "none" if p["wait"] == "none" else p["wait"].split(":", 1)[1] + " s",
-            ", ".join(p["tags"]) or "all tasks",
-        ]
-        for p in meta["phases"]
-    ]
-    return "\n\n".join(
-        [
-            table(["setting", "value"], settings),
-            table(
-                ["phase", "kind", "users", "spawn/s", "duration", "wait", "tasks"],
-                phases,
-            ),
-        ]
-    )
+    phases = []
+    for p in meta["phases"]:
+        users = p["users"]
+        tags = ", ".join(p["tags"]) or "all tasks"
+        wait = "none" if p["wait"] == "none" else p["wait"].split(":", 1)[1]
+        phases.append([p["name"], users, p["spawn_rate"], p["duration_s"], wait, tags])
+    headers = ["phase", "users", "spawn/s", "seconds", "wait (s)", "tasks"]
+    return table(["setting", "value"], rows) + "\n\n" + table(headers, phases)
 
 
-def _settings(settings: dict | None) -> str:
-    if settings is None:
-        return "n/a (not started here)"
-    return ", ".join(f"`{k}={v}`" for k, v in settings.items()) or "defaults"
-
-
-def _phase_users(config: dict) -> str:
-    if config["kind"] == "step":
-        step = config["step"]
-        return f"+{step['users']} per {step['seconds']} s to {step['max_users']}"
-    return str(config["users"])
-
-
-def summary_metrics(run: RunData) -> str:
-    rows = [
-        ["total requests", *(p.aggregated.requests for p in run.phases)],
-        ["failures", *(p.aggregated.failures for p in run.phases)],
-        ["failure rate", *(pct(p.aggregated.failure_rate) for p in run.phases)],
-        ["requests/s", *(rate(p.aggregated.rps) for p in run.phases)],
-        ["average (ms)", *(_num(p.aggregated.average_ms) for p in run.phases)],
-        ["min (ms)", *(_num(p.aggregated.min_ms) for p in run.phases)],
-        ["max (ms)", *(_num(p.aggregated.max_ms) for p in run.phases)],
-        ["median (ms)", *(_num(p.aggregated.median_ms) for p in run.phases)],
-    ]
+def summary_metrics(run: Run) -> str:
+    """Locust's Aggregated row of each phase, sign-ups included."""
+    rows = []
+    for label, column, shown in (
+        ("total requests", "Request Count", str),
+        ("failures", "Failure Count", str),
+        ("requests/s", "Requests/s", lambda v: rate(float(v))),
+        ("average (ms)", "Average Response Time", lambda v: fmt(number(v))),
+        ("min (ms)", "Min Response Time", lambda v: fmt(number(v))),
+        ("max (ms)", "Max Response Time", lambda v: fmt(number(v))),
+        ("median (ms)", "Median Response Time", lambda v: fmt(number(v))),
+    ):
+        rows.append([label, *(shown(p.aggregated[column]) for p in run.phases)])
     return table(["metric", *(p.name for p in run.phases)], rows)
 
 
-def _percentile_row(stats: EndpointStats) -> list:
-    name = "**all**" if stats.name == "Aggregated" else f"{stats.method} {stats.name}"
-    return [name, stats.requests, *(_num(stats.percentiles[p]) for p in PERCENTILES)]
-
-
-def percentiles(phase: PhaseData) -> str:
-    rows = [_percentile_row(e) for e in phase.endpoints]
-    rows.append(_percentile_row(phase.aggregated))
-    mix = measured(phase)
-    if mix is not phase.aggregated:
-        rows.append([f"**{mix.name}**", mix.requests, *_exact(mix)])
+def percentiles(phase: Phase) -> str:
+    rows = []
+    for name, row in phase.stats.items():
+        label = "**all**" if name == "Aggregated" else f"{row['Type']} {name}"
+        cells = (fmt(number(row[p])) for p in PERCENTILES)
+        rows.append([label, row["Request Count"], *cells])
+    m = mix(phase)
+    cells = (fmt(m["percentiles"][p]) for p in PERCENTILES)
+    rows.append([f"**{MIX}**", m["requests"], *cells])
     return table(["request", "count", *PERCENTILES], rows)
 
 
-def _exact(stats: EndpointStats) -> list[str]:
-    return [_num(stats.percentiles[p]) for p in PERCENTILES]
-
-
-def _breakdown_cells(b: Breakdown | None, key: str) -> list[str]:
-    if b is None:
-        return ["n/a", "n/a", "n/a"]
-    if key in b.stages_ms:
-        value, share, p95 = b.stages_ms[key], pct(b.share_of_server(key)), b.p95_ms[key]
-        return [_num(value, 1), share, _num(p95, 1)]
-    if key == "other":
-        return [_num(b.other_ms, 1), pct(b.share_of_server("other")), ""]
-    if key == "server":
-        return [f"**{_num(b.server_ms, 1)}**", "100%", _num(b.p95_ms["total"], 1)]
-    if key == "outside":
-        return [_num(b.outside_ms, 1), f"({pct(b.share_of_client(b.outside_ms))})", ""]
-    return [f"**{_num(b.client_ms, 1)}**", "", _num(b.p95_ms["client"], 1)]
-
-
-def server_breakdown(run: RunData) -> str:
-    measured = [(p.name, breakdown(p.requests)) for p in run.phases]
-    measured = [(name, b) for name, b in measured if b]
+def server_breakdown(run: Run) -> str:
+    measured = [(p.name, b) for p in run.phases if (b := breakdown(p.requests))]
     if not measured:
         return "No Server-Timing data (no request log, or no successful /predict)."
-    labels = (
-        ("decode", "decode"),
-        ("preprocess", "preprocess"),
-        ("inference", "inference"),
-        ("db", "database"),
-        ("other", "other app time"),
-        ("server", "= app total (Server-Timing total)"),
-        ("outside", "outside the app: queue, HTTP, network"),
-        ("client", "= response time seen by Locust"),
-    )
-    headers = ["stage (mean per /predict)"]
-    for name, _ in measured:
-        headers += [f"{name} ms", "share", "p95 ms"]
-    rows = [
-        [label, *(c for _, b in measured for c in _breakdown_cells(b, key))]
-        for key, label in labels
+
+    def row(label: str, cell) -> list:
+        return [label, *(cell(b) for _, b in measured)]
+
+    def stage(b: dict, key: str) -> str:
+        value = b["stages_ms"][key]
+        share = pct(value / b["server_ms"])
+        return f"{value:.1f} ({share}), p95 {b['p95_ms'][key]:.1f}"
+
+    rows = [row(label, lambda b, k=k: stage(b, k)) for k, label in STAGE_LABELS.items()]
+    rows += [
+        row("other app time", lambda b: fmt(b["other_ms"], 1)),
+        row(
+            "**= app total (Server-Timing)**",
+            lambda b: f"**{b['server_ms']:.1f}**, p95 {b['p95_ms']['total']:.1f}",
+        ),
+        row("outside the app: queue, HTTP, network", lambda b: fmt(b["outside_ms"], 1)),
+        row(
+            "**= response time seen by Locust**",
+            lambda b: f"**{b['client_ms']:.1f}**, p95 {b['p95_ms']['client']:.1f}",
+        ),
+        row("cache hit rate (images)", lambda b: pct(b["cache_hit_rate"])),
+        row("requests measured", lambda b: b["requests"]),
     ]
-    rows.append(
-        [
-            "cache hit rate (images)",
-            *(c for _, b in measured for c in (_hit_rate(b), "", "")),
-        ]
+    headers = ["ms per /predict: mean (share of app time), p95"]
+    return table(headers + [name for name, _ in measured], rows) + (
+        "\n\nPer-request rows: `requests-<phase>.csv`."
     )
-    rows.append(
-        ["requests measured", *(c for _, b in measured for c in (b.requests, "", ""))]
-    )
-    note = (
-        "Shares are of the app's own time, except the outside row (share of the "
-        "response time). Per-request rows: `requests-<phase>.csv`."
-    )
-    return table(headers, rows) + "\n\n" + note
 
 
-def _hit_rate(b: Breakdown) -> str:
-    return "n/a" if b.cache_hit_rate is None else pct(b.cache_hit_rate)
-
-
-def resources(f: Facts, run: RunData) -> str:
-    if not f.started_here:
+def resources(run: Run) -> str:
+    if not run.meta.get("started_here"):
         return (
             f"Unavailable: the server at {run.meta['target']} was not started by "
             "this tool, so its processes cannot be sampled."
         )
-    usage: list[tuple[str, ResourceUsage | None]] = [("profile", f.resources)]
-    if f.capacity:
-        usage.append((f.capacity.phase, f.capacity.resources))
+    usage = [(p.name, resource_usage(p.resources, run.cores)) for p in run.phases]
     rows = [
-        [label, *(_num(getter(u), digits) if u else "n/a" for _, u in usage)]
-        for label, getter, digits in (
-            ("server CPU, average (cores)", lambda u: u.server_cpu_avg, 2),
-            ("server CPU, peak (cores)", lambda u: u.server_cpu_peak, 2),
-            ("server RSS, peak (MB, all processes)", lambda u: u.server_rss_peak_mb, 0),
-            ("server processes", lambda u: u.server_processes, 0),
-            ("Locust CPU, average (cores)", lambda u: u.locust_cpu_avg, 2),
-            ("other processes' CPU, average (cores)", lambda u: u.other_cpu_avg, 2),
-            ("machine CPU, average (%)", lambda u: u.machine_cpu_avg, 0),
-        )
+        [label, *(fmt(u[key], digits) if u else "n/a" for _, u in usage)]
+        for key, (label, digits) in RESOURCES.items()
     ]
-    cores = run.meta.get("machine", {}).get("cores")
-    return (
-        table(["measure", *(name for name, _ in usage)], rows)
-        + f"\n\nSampled once a second with psutil (Gunicorn master and workers; "
-        f"{cores} cores on this machine). Raw samples: `resources-<phase>.csv`."
+    return table(["measure", *(name for name, _ in usage)], rows) + (
+        "\n\nSampled once a second with psutil (Gunicorn master and workers; "
+        f"{run.cores} cores on this machine). Raw samples: `resources-<phase>.csv`."
     )
 
 
-def capacity(f: Facts, run: RunData) -> str:
-    ceiling = run.meta.get("ceiling") or {}
+def capacity(run: Run) -> str:
+    c = run.meta.get("ceiling") or {}
     rows = []
-    if f.capacity:
-        rows += [
-            ["served at saturation (/predict, images/s)", rate(f.capacity.predict_rps)],
-            ["p95 at saturation (/predict)", ms(f.capacity.predict_p95_ms)],
-        ]
-    if f.ceiling_img_s:
-        rows += [
-            [
-                f"raw model ceiling ({ceiling['backend']}, batch 1, "
-                f"{ceiling['threads']} threads)",
-                f"{rate(ceiling['batch1_img_s'])} images/s "
-                f"({ms(ceiling['batch1_ms'])} each)",
-            ],
-            [
-                f"best batch ({ceiling['best_batch']})",
-                f"{rate(ceiling['best_img_s'])} images/s",
-            ],
-        ]
+    served = run.predict("saturation", "Requests/s")
+    if served is not None:
+        p95 = fmt(run.predict("saturation", "95%"))
+        rows.append(["served at saturation (/predict)", f"{rate(served)} images/s"])
+        rows.append(["p95 at saturation (/predict)", f"{p95} ms"])
+    if c.get("batch1_img_s"):
+        model = f"raw model ceiling ({c['backend']}, {c['threads']} threads)"
+        rows.append([model, f"{rate(c['batch1_img_s'])} images/s at batch 1"])
+        best = f"{rate(c['best_img_s'])} images/s at batch {c['best_batch']}"
+        rows.append(["raw model ceiling, best batch", best])
+        rows.append(["served / ceiling (batch 1)", pct(run.ceiling_ratio())])
     else:
-        rows.append(["raw model ceiling", ceiling.get("unavailable", "not measured")])
-    if f.ceiling_ratio is not None:
-        rows.append(["served / ceiling (batch 1)", pct(f.ceiling_ratio)])
+        rows.append(["raw model ceiling", c.get("unavailable", "not measured")])
     return table(["measure", "value"], rows) + (
         "\n\nThe ceiling is `bench.bench.raw_ceiling`: the network alone in one "
         "process on all cores, no HTTP, no decoding, measured on this machine "
@@ -286,68 +594,38 @@ def capacity(f: Facts, run: RunData) -> str:
     )
 
 
-def step_load(f: Facts) -> str:
-    rows = [
-        [
-            s.users,
-            s.requests,
-            rate(s.rps),
-            _num(s.p50_ms),
-            _num(s.p95_ms),
-            s.failures,
-            "yes" if s.within_objective else "no",
-        ]
-        for s in f.steps
-    ]
-    best = best_step(f.steps)
-    verdict = (
-        f"Highest rate with p95 under {ms(f.objective_ms)}: **{rate(best.rps)} "
-        f"req/s** ({best.users} users)."
-        if best
-        else f"No step kept p95 under {ms(f.objective_ms)}."
-    )
-    headers = ["users", "requests", "req/s", "p50 ms", "p95 ms", "failures", "within"]
-    return table(headers, rows) + "\n\n" + verdict + "\n\n![step load](step-load.png)"
-
-
-def threshold_section(checks: list[Threshold]) -> str:
+def threshold_section(checks: list[Check]) -> str:
     if not checks:
         return (
             "No thresholds given (e.g. `--max-p95-ms 150 --max-failure-rate 0`); "
             "the run passes."
         )
     rows = []
-    for check in checks:
-        sign = "≤" if check.upper else "≥"
-        if check.unit == "ratio":
-            limit, measured = pct(check.limit), pct(check.measured)
+    for c in checks:
+        if c.unit == "ratio":
+            limit, measured = pct(c.limit), pct(c.measured)
         else:
-            limit, measured = f"{check.limit:g} {check.unit}", _num(check.measured, 1)
-        verdict = "pass" if check.passed else "**FAIL**"
-        rows.append([check.name, check.scope, f"{sign} {limit}", measured, verdict])
+            limit, measured = f"{c.limit:g} {c.unit}", fmt(c.measured, 1)
+        sign = "≤" if c.upper else "≥"
+        verdict = "pass" if c.passed else "**FAIL**"
+        rows.append([c.name, c.scope, f"{sign} {limit}", measured, verdict])
     headers = ["check (profile)", "requests", "limit", "measured", "result"]
     return table(headers, rows)
 
 
-def baseline_section(
-    changes: list[Change], baseline: dict, path: Path, changed: list[str]
-) -> str:
+def baseline_section(baseline: dict, current: dict, path: Path) -> str:
     rows = [
-        [
-            c.label,
-            _num(c.before, 2),
-            _num(c.after, 2),
-            "n/a" if c.relative is None else f"{c.relative * 100:+.0f}%",
-            c.verdict,
-        ]
-        for c in changes
+        [label, fmt(before, 2), fmt(after, 2)]
+        + ["n/a" if relative is None else f"{relative * 100:+.0f}%", verdict]
+        for label, before, after, relative, verdict in compare(baseline, current)
     ]
     text = (
         f"Baseline: `{path}` ({baseline.get('created', '?')}, "
-        f"{baseline.get('target', '?')}). Changes under 5% count as the same.\n\n"
+        f"{baseline.get('target', '?')}). Changes under {SAME:.0%} count as the "
+        "same.\n\n"
         + table(["metric", "baseline", "this run", "change", "verdict"], rows)
     )
-    if changed:
+    if changed := differences(baseline, current):
         text += (
             "\n\n**The runs differ in settings**, so some changes above come "
             "from the load, not the server: " + "; ".join(changed) + "."
@@ -355,76 +633,36 @@ def baseline_section(
     return text
 
 
-def system_under_test(run: RunData) -> str:
-    system = run.meta.get("system", {})
-    machine = run.meta.get("machine", {})
+def flatten(data: dict, prefix: str = "") -> list[list]:
+    """Nested JSON as ``[dotted.key, value]`` rows."""
+    rows = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append([f"{prefix}{key}", value])
+    return rows
+
+
+def system_under_test(run: Run) -> str:
+    system, machine = run.meta.get("system", {}), run.meta.get("machine", {})
     where = "this machine" if run.meta.get("started_here") else "the load generator"
-    machine_row = [
-        f"machine ({where})",
-        f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
-        f"{machine.get('memory_mb', '?')} MB, {machine.get('platform', '?')}",
-    ]
+    rows = [[f"machine ({where}): {key}", value] for key, value in machine.items()]
     if "unavailable" in system:
-        return table(["", ""], [["/api/system", system["unavailable"]], machine_row])
-    model, server = system.get("model", {}), system.get("server", {})
-    packages = ", ".join(f"{k} {v}" for k, v in system.get("packages", {}).items())
-    rows = [
-        ["model", f"{model.get('name')} ({model.get('weights')} weights)"],
-        ["backend", model.get("backend")],
-        ["random weights", model.get("random_weights")],
-        ["model fingerprint", f"`{model.get('fingerprint')}`"],
-        ["model load + warm-up", f"{model.get('load_seconds', 0):.2f} s per worker"],
-        ["server", server.get("software")],
-        [
-            "workers x threads",
-            f"{server.get('workers')} x {server.get('threads')} "
-            f"(intra-op threads {server.get('intra_op_threads')})",
-        ],
-        ["database", system.get("database")],
-        ["result cache", system.get("result_cache")],
-        ["max upload", f"{system.get('max_upload_bytes', 0) / 2**20:.0f} MiB"],
-        ["python", system.get("python")],
-        ["platform", f"{system.get('platform')}, {system.get('cpu_count')} CPUs"],
-        ["packages", packages],
-        machine_row,
-    ]
-    return "Read from the running app (`GET /api/system`).\n\n" + table(["", ""], rows)
-
-
-# --------------------------------------------------------------------------
-# The whole report
-
-
-def draw_charts(run: RunData, f: Facts) -> list[Path]:
-    folder = run.folder
-    drawn = [
-        charts.response_times(run.phases, folder / "response-times.png"),
-        charts.throughput(run.phases, folder / "throughput.png"),
-        charts.latency_histogram(run.phases, folder / "latency-histogram.png"),
-        charts.server_breakdown(run.phases, folder / "server-breakdown.png"),
-    ]
-    if f.steps:
-        drawn.append(
-            charts.step_load(f.steps, f.objective_ms, folder / "step-load.png")
-        )
-    return [path for path in drawn if path]
-
-
-def markdown(
-    run: RunData,
-    f: Facts,
-    checks: list[Threshold],
-    comparison: tuple[list[Change], dict, Path, list[str]] | None,
-    created: str,
-) -> str:
-    verdict = (
-        "no thresholds given"
-        if not checks
-        else ("**PASS**" if all(c.passed for c in checks) else "**FAIL**")
+        return table(["", ""], [["/api/system", system["unavailable"]], *rows])
+    return "Read from the running app (`GET /api/system`).\n\n" + table(
+        ["", ""], [*flatten(system), *rows]
     )
+
+
+def markdown(run: Run, checks: list[Check], data: dict, baseline) -> str:
+    verdict = "no thresholds given"
+    if checks:
+        verdict = "**PASS**" if data["passed"] else "**FAIL**"
     parts = [
-        f"# Snapclass stress test, {created}",
+        f"# Snapclass stress test, {data['created']}",
         f"Result: {verdict}. Target: {run.meta['target']}.",
+        key_figures(run, data),
         "## Configuration",
         configuration(run),
         "## Summary metrics",
@@ -434,30 +672,23 @@ def markdown(
     ]
     for phase in run.phases:
         parts += [f"### {phase.name}", percentiles(phase)]
-    parts.append(
-        "Per request from Locust's `_stats.csv` (its percentiles are rounded "
-        "to two significant digits); the last row is computed exactly from "
-        "the request log, without the once-per-user sign-ups. Latency "
-        "thresholds, the analysis and the recommendations use that row."
-    )
     parts += [
+        "Per request from Locust's `_stats.csv` (its percentiles are rounded to "
+        f"two significant digits); the row *{MIX}* is computed exactly from the "
+        "request log without the once-per-user sign-ups, and latency thresholds "
+        "use it.",
         "## Where the time goes (server-side breakdown of /predict)",
         server_breakdown(run),
         "![server breakdown](server-breakdown.png)",
         "## Server resources",
-        resources(f, run),
+        resources(run),
         "## Capacity and the model ceiling",
-        capacity(f, run),
+        capacity(run),
     ]
-    if f.steps:
-        parts += ["## Step load", step_load(f)]
     parts += ["## Thresholds", threshold_section(checks)]
-    if comparison:
-        parts += ["## Comparison with the baseline", baseline_section(*comparison)]
-    parts += ["## Analysis", *analysis(f, run.meta)]
+    if baseline:
+        parts += ["## Comparison with the baseline", baseline_section(*baseline)]
     parts += [
-        "## Recommendations",
-        "\n".join(f"{i}. {text}" for i, text in enumerate(recommendations(f), 1)),
         "## System under test",
         system_under_test(run),
         "## Charts",
@@ -465,44 +696,44 @@ def markdown(
         "![throughput](throughput.png)",
         "![latency histogram](latency-histogram.png)",
         "## Files",
-        "Locust's own CSVs and HTML (`locust-<phase>_stats.csv`, "
-        "`_stats_history.csv`, `_failures.csv`, `_exceptions.csv`, `.html`), one "
-        "row per request with its Server-Timing (`requests-<phase>.csv`), "
-        "resource samples (`resources-<phase>.csv`), `run.json` (settings and "
-        "measurements) and `summary.json` (for `--baseline`).",
+        "Locust's own CSVs, HTML report and log (`locust-<phase>_stats.csv`, "
+        "`_stats_history.csv`, `_failures.csv`, `_exceptions.csv`, `.html`, "
+        "`.log`), one row per request with its Server-Timing "
+        "(`requests-<phase>.csv`), resource samples (`resources-<phase>.csv`), "
+        "`server.log`, `run.json` (settings and measurements) and `summary.json` "
+        "(for `--baseline`).",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+@dataclass
+class Result:
+    report: Path
+    summary: dict
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
 
 
 def build(
     folder: Path,
     limits: Limits | None = None,
     baseline: Path | None = None,
-    objective_ms: float | None = None,
-    charts: bool = True,
+    draw: bool = True,
 ) -> Result:
-    """Write report.md, the charts (unless ``charts`` is false: they are the
-    slow part) and summary.json into ``folder``."""
-    from .checks import load_baseline
-
+    """Write report.md, summary.json and (unless ``draw`` is false: they are
+    the slow part) the charts into ``folder``."""
     run = read_run(folder)
-    f = facts(run, objective_ms)
-    limits = limits or Limits()
-    checks = thresholds(run.profile.aggregated, measured(run.profile), **vars(limits))
+    checks = thresholds(run.profile, limits or Limits())
     created = run.meta.get("created") or datetime.now().isoformat(timespec="seconds")
-    data = summary(run, f, checks, created)
-    comparison = None
-    if baseline:
-        before = load_baseline(baseline)
-        comparison = (
-            compare(before, data),
-            before,
-            baseline,
-            differences(before, data),
-        )
-    if charts:
-        draw_charts(run, f)
+    data = summary(run, checks, created)
+    comparison = (load_baseline(baseline), data, baseline) if baseline else None
+    if draw:
+        bars = [(p.name, b) for p in run.phases if (b := breakdown(p.requests))]
+        charts.draw(run.phases, bars, folder)
     report = folder / "report.md"
-    report.write_text(markdown(run, f, checks, comparison, created))
-    write_summary(folder, data)
-    return Result(folder=folder, report=report, summary=data, checks=checks)
+    report.write_text(markdown(run, checks, data, comparison))
+    (folder / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+    return Result(report, data, checks)

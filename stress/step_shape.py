@@ -1,9 +1,11 @@
 """Step load for Locust: add users in steps until a maximum, then stop.
 
-Loaded beside the locustfile (``locust -f locustfile.py,stress/step_shape.py``)
-so that the plain profile keeps using ``-u/-r/-t``; a shape class in the
-locustfile itself would always take over. ``python -m stress --step-load``
-passes the settings and reads each step back from the request log.
+Loaded beside the locustfile so that the plain profile keeps using
+``-u/-r/-t`` (a shape class in the locustfile itself would always take over);
+Locust's own HTML report then shows response times against the users::
+
+    SNAPCLASS_WAIT=none locust -f locustfile.py,stress/step_shape.py
+        --headless --host URL --tags predict --html step-load.html
 
 Settings (environment):
     SNAPCLASS_STEP_USERS    users added per step (default 2)

@@ -12,10 +12,10 @@ from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
+from devtools.rawhttp import MULTIPART_TYPE
+from devtools.rawhttp import multipart
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
-from tests.helpers_server import MULTIPART_TYPE
-from tests.helpers_server import multipart
 from tests.test_images import png_claiming
 
 

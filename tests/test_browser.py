@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from devtools.database import database_for_test
+from devtools.server import ROOT
+from devtools.server import start_server
 from tests.conftest import PASSWORD
 from tests.conftest import gradient_image
 from tests.conftest import make_image_bytes
-from tests.helpers_server import ROOT
-from tests.helpers_server import database_for_test
-from tests.helpers_server import start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

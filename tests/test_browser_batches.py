@@ -17,10 +17,10 @@ from collections import Counter
 
 import pytest
 
+from devtools.database import database_for_test
+from devtools.server import flask_cli
+from devtools.server import start_server
 from tests.conftest import make_image_bytes
-from tests.helpers_server import database_for_test
-from tests.helpers_server import flask_cli
-from tests.helpers_server import start_server
 from tests.test_browser import CHROMIUM
 from tests.test_browser import LABELS
 from tests.test_browser import PHONE

@@ -16,7 +16,6 @@ runs this file alone.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -25,7 +24,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,19 +36,19 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.helpers_server import PASSWORD
-from tests.helpers_server import children
-from tests.helpers_server import free_port
-from tests.helpers_server import fresh_postgres_database
-from tests.helpers_server import postgres_reachable
-from tests.helpers_server import start_server
+from devtools import locust
+from devtools.database import fresh_postgres_database
+from devtools.database import postgres_reachable
+from devtools.server import PASSWORD
+from devtools.server import children
+from devtools.server import free_port
+from devtools.server import start_server
 from tests.test_metrics import parse_exposition
 from tests.test_metrics import value
 
 pytestmark = pytest.mark.server
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 INSTANCES = 3
@@ -255,44 +253,19 @@ def test_load_through_nginx_is_spread_and_counted_exactly(cluster, tmp_path):
     instances, nginx = cluster["instances"], cluster["nginx"]
     log_start = len(nginx.settled_log(0))  # after nginx logged earlier requests
     before = [scrape(s) for s in instances]
-    result = subprocess.run(
-        [
-            str(BIN / "locust"),
-            "-f",
-            str(ROOT / "locustfile.py"),
-            "--headless",
-            "--host",
-            nginx.url,
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "-t",
-            "10s",
-            "--stop-timeout",
-            "30",
-            "--tags",
-            "predict",
-            "--csv",
-            str(tmp_path / "locust"),
-            "--only-summary",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "SNAPCLASS_WAIT": "between:0.1:0.4",
-            "SNAPCLASS_IMAGE_SIZE": "640x480",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
+    profile = locust.Profile(6, 6, 10, "between:0.1:0.4", ["predict"])
+    profile.stop_timeout_s = 30
+    result = locust.run(
+        nginx.url, tmp_path / "locust", profile, env={"SNAPCLASS_IMAGE_SIZE": "640x480"}
     )
-    with (tmp_path / "locust_stats.csv").open() as handle:
-        rows = [row for row in csv.DictReader(handle) if row["Name"] != "Aggregated"]
-    stats = {(row["Type"], row["Name"]): row for row in rows}
+    stats = {
+        (row["Type"], name): row
+        for name, row in result.stats().items()
+        if name != "Aggregated"
+    }
     sent = int(stats[("POST", "/predict")]["Request Count"])
     failed = sum(int(row["Failure Count"]) for row in stats.values())
-    assert failed == 0 and result.returncode == 0, result.stderr[-3000:]
+    assert failed == 0 and result.exit_code == 0, result.output()[-3000:]
     assert sent >= 20
     after = [scrape(s) for s in instances]
 

@@ -16,10 +16,10 @@ import requests
 
 from app.connections import CountingInput
 from app.connections import unread_bytes
+from devtools.database import database_for_test
+from devtools.photos import photo_jpeg
+from devtools.server import start_server
 from tests.conftest import bearer
-from tests.helpers_server import database_for_test
-from tests.helpers_server import photo_jpeg
-from tests.helpers_server import start_server
 
 BIG = b"\xff\xd8" + b"x" * (256 * 1024)  # past Gunicorn's own 64 KiB drain
 

@@ -1,4 +1,4 @@
-"""A shortened ``make fault-run`` (scripts/fault_run.py) against real servers.
+"""A shortened ``make fault-run`` (devtools/fault_run.py) against real servers.
 
 CI runs ``make test`` twice: the SQLite pass runs the SQLite faults (a worker
 killed with ``kill -9``, the database made immutable, its disk full) and the
@@ -14,8 +14,8 @@ import os
 
 import pytest
 
-from scripts import fault_run
-from tests.helpers_server import ROOT
+from devtools import fault_run
+from devtools.server import ROOT
 
 pytestmark = pytest.mark.server
 

@@ -9,11 +9,11 @@ The pytest test runs this file as a fuzzer in a child process for
 ``FUZZ_SECONDS`` (default 30), seeded with small images of every accepted format
 and mode. A failing input is saved under ``artifacts/fuzz/``; replay it with::
 
-    .venv/bin/python tests/test_fuzz.py artifacts/fuzz/crash-<sha1>
+    .venv/bin/python -m tests.test_fuzz artifacts/fuzz/crash-<sha1>
 
 or fuzz for longer by hand::
 
-    .venv/bin/python tests/test_fuzz.py CORPUS_DIR -max_total_time=600
+    .venv/bin/python -m tests.test_fuzz CORPUS_DIR -max_total_time=600
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ def test_decode_image_survives_fuzzing(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            __file__,
+            "-m",
+            "tests.test_fuzz",
             str(corpus),
             f"-max_total_time={FUZZ_SECONDS}",
             "-timeout=10",
@@ -173,5 +174,4 @@ def test_decode_image_survives_fuzzing(tmp_path):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     fuzz(sys.argv)

@@ -31,20 +31,20 @@ import pytest
 import requests
 from PIL import Image
 
+from devtools.database import database_for_test
+from devtools.rawhttp import BOUNDARY
+from devtools.rawhttp import MULTIPART_TYPE
+from devtools.rawhttp import RawResponse
+from devtools.rawhttp import chunked
+from devtools.rawhttp import multipart
+from devtools.rawhttp import raw_request
+from devtools.rawhttp import request_head
+from devtools.server import ROOT
+from devtools.server import LiveServer
+from devtools.server import proc_status
+from devtools.server import reset_peak_rss
+from devtools.server import start_server
 from tests.conftest import gradient_image
-from tests.helpers_server import BOUNDARY
-from tests.helpers_server import MULTIPART_TYPE
-from tests.helpers_server import ROOT
-from tests.helpers_server import LiveServer
-from tests.helpers_server import RawResponse
-from tests.helpers_server import chunked
-from tests.helpers_server import database_for_test
-from tests.helpers_server import multipart
-from tests.helpers_server import proc_status
-from tests.helpers_server import raw_request
-from tests.helpers_server import request_head
-from tests.helpers_server import reset_peak_rss
-from tests.helpers_server import start_server
 
 pytestmark = pytest.mark.server
 

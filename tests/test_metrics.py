@@ -406,8 +406,8 @@ def test_malformed_request_ids_are_replaced(header):
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory, model_cache_dir, classifier):
     """2 workers; the in-process classifier fixture has converted the model."""
-    from tests.helpers_server import database_for_test
-    from tests.helpers_server import start_server
+    from devtools.database import database_for_test
+    from devtools.server import start_server
 
     tmp = tmp_path_factory.mktemp("metrics-server")
     metrics_dir = tmp / "prometheus"

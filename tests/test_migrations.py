@@ -9,18 +9,7 @@ from flask_migrate import downgrade
 from flask_migrate import upgrade
 
 from app.extensions import db
-
-
-def reset_schema(engine: sa.Engine) -> None:
-    """Drop every table, alembic_version included (a fresh database)."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    else:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        metadata.drop_all(engine)
+from devtools.database import reset_schema
 
 
 def test_upgrade_on_fresh_database_matches_models(app):

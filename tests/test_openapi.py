@@ -231,8 +231,8 @@ def test_health_and_system_match_the_schema(client, token, app):
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory, model_cache_dir, classifier):
-    from tests.helpers_server import database_for_test
-    from tests.helpers_server import start_server
+    from devtools.database import database_for_test
+    from devtools.server import start_server
 
     tmp = tmp_path_factory.mktemp("openapi-server")
     server = start_server(

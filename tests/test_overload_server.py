@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from devtools.database import database_for_test
+from devtools.server import start_server
 from tests.conftest import gradient_image
-from tests.helpers_server import database_for_test
-from tests.helpers_server import start_server
 
 pytestmark = pytest.mark.server
 REDIS_URL = "redis://127.0.0.1:6379/0"

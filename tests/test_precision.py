@@ -19,12 +19,12 @@ from app.inference import require_quantized
 from app.inference.openvino_runtime import converted_model_path
 from app.inference.quantize import calibration_id
 from app.model_service import model_service
+from devtools.server import BIN
+from devtools.server import ROOT
+from devtools.server import free_port
+from devtools.server import server_env
 from tests.conftest import bearer
 from tests.conftest import gradient_image
-from tests.helpers_server import BIN
-from tests.helpers_server import ROOT
-from tests.helpers_server import free_port
-from tests.helpers_server import server_env
 
 RANDOM = parse_weights("random")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.database import database_for_test
+from devtools.rawhttp import raw_request
+from devtools.server import start_server
 from tests.conftest import make_image_bytes
-from tests.helpers_server import database_for_test
-from tests.helpers_server import raw_request
-from tests.helpers_server import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY_TIMEOUT_S = 3

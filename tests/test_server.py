@@ -12,16 +12,16 @@ import pytest
 import requests
 from PIL import Image
 
+from devtools.database import database_for_test
+from devtools.photos import photo_jpeg
+from devtools.server import BIN
+from devtools.server import DEFAULT_MODEL_CACHE
+from devtools.server import ROOT
+from devtools.server import free_port
+from devtools.server import ready_workers
+from devtools.server import server_env
+from devtools.server import start_server
 from tests.conftest import PASSWORD
-from tests.helpers_server import BIN
-from tests.helpers_server import DEFAULT_MODEL_CACHE
-from tests.helpers_server import ROOT
-from tests.helpers_server import database_for_test
-from tests.helpers_server import free_port
-from tests.helpers_server import photo_jpeg
-from tests.helpers_server import ready_workers
-from tests.helpers_server import server_env
-from tests.helpers_server import start_server
 
 pytestmark = pytest.mark.server
 

@@ -14,8 +14,8 @@ import requests
 import sqlalchemy as sa
 from PIL import Image
 
-from tests.helpers_server import database_for_test
-from tests.helpers_server import start_server
+from devtools.database import database_for_test
+from devtools.server import start_server
 
 pytestmark = pytest.mark.server
 

@@ -1,4 +1,4 @@
-"""A short ``make soak`` (scripts/soak.py): ~70 % of capacity for 45 s.
+"""A short ``make soak`` (devtools/soak.py): ~70 % of capacity for 45 s.
 
 Locust drives the real server with the project's locustfile (``--tags
 predict``) while worker RSS is sampled from /proc every 2 s. The run must have
@@ -21,9 +21,9 @@ import os
 
 import pytest
 
-from scripts import soak
-from tests.helpers_server import ROOT
-from tests.helpers_server import database_for_test
+from devtools import soak
+from devtools.database import database_for_test
+from devtools.server import ROOT
 
 pytestmark = pytest.mark.server
 

@@ -1,9 +1,9 @@
-"""The one way tests and scripts start a real Gunicorn server, and /proc reading.
+"""The one way tests and tools start a real Gunicorn server, and /proc reading.
 
 Used by every test that needs a live server (``test_server.py``,
 ``test_browser.py``, ``test_overload_server.py``, ``test_hostile_uploads.py``,
 ``test_faults.py``, ``test_soak.py``, ``test_shutdown.py``...) and by
-``scripts/fault_run.py``, ``scripts/soak.py`` and ``bench/bench.py``. It
+``devtools.fault_run``, ``devtools.soak``, ``stress`` and ``bench``. It
 starts ``gunicorn -c gunicorn.conf.py wsgi:app`` exactly as ``make run`` does
 (random weights, listening on 127.0.0.1 only), after migrating the database and
 creating an admin user with an API token through the real CLI.
@@ -11,7 +11,6 @@ creating an admin user with an API token through the real CLI.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
@@ -25,12 +24,12 @@ from pathlib import Path
 
 import requests
 import sqlalchemy as sa
-from PIL import Image
+
+from devtools.database import reset_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PASSWORD = "a long enough password"
-POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 # Where the master converts ResNet50 for OpenVINO when a caller names no cache.
 DEFAULT_MODEL_CACHE = ROOT / "instance" / "models"
 
@@ -40,62 +39,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-# --------------------------------------------------------------------------
-# Databases
-
-
-def postgres_reachable(timeout_s: float = 2.0) -> bool:
-    """True when the local PostgreSQL accepts connections."""
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=timeout_s):
-            pass
-    except OSError:
-        return False
-    engine = sa.create_engine(f"{POSTGRES_SERVER}/postgres")
-    try:
-        with engine.connect():
-            return True
-    except sa.exc.OperationalError:
-        return False
-    finally:
-        engine.dispose()
-
-
-def fresh_postgres_database(name: str) -> str:
-    """Drop and create database ``name`` on the local server; return its URL."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"unsafe database name {name!r}")
-    engine = sa.create_engine(
-        f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT"
-    )
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" (FORCE)'))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return f"{POSTGRES_SERVER}/{name}"
-
-
-def reset_database(url: str) -> None:
-    """Drop every table of ``url`` (a PostgreSQL schema or a SQLite file)."""
-    from tests.test_migrations import reset_schema
-
-    engine = sa.create_engine(url)
-    try:
-        reset_schema(engine)
-    finally:
-        engine.dispose()
-
-
-def database_for_test(tmp: Path, name: str) -> str:
-    """The database a server test uses: a fresh PostgreSQL database ``name``
-    when ``TEST_DATABASE_URL`` is set (CI's PostgreSQL pass), else SQLite."""
-    if os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"):
-        return fresh_postgres_database(name)
-    return f"sqlite:///{tmp / (name + '.sqlite3')}"
 
 
 # --------------------------------------------------------------------------
@@ -159,26 +102,6 @@ def connections_to_port(port: int) -> dict[int, int]:
             if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
                 found[inode] = int(local.rsplit(":", 1)[1], 16)
     return found
-
-
-# --------------------------------------------------------------------------
-# Images
-
-
-def photo_jpeg(size: tuple[int, int] = (1365, 1365), quality: int = 90) -> bytes:
-    """A photo-like JPEG (gradients and noise), like the load test's default."""
-    width, height = size
-    image = Image.merge(
-        "RGB",
-        (
-            Image.linear_gradient("L").resize(size),
-            Image.radial_gradient("L").resize(size),
-            Image.effect_noise((width, height), 40),
-        ),
-    )
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------
@@ -353,121 +276,3 @@ def start_server(
         server.stop(timeout_s=10)
         raise
     return server
-
-
-# --------------------------------------------------------------------------
-# Raw HTTP: exact bytes on the wire (names with CR/LF, chunked bodies, lies)
-
-
-@dataclass
-class RawResponse:
-    """What came back on a raw connection; ``status`` 0 when nothing did."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    send_error: str | None = None
-
-    def json(self) -> dict:
-        import json
-
-        return json.loads(self.body)
-
-    @property
-    def error_code(self) -> str | None:
-        try:
-            return self.json()["error"]["code"]
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
-def raw_request(
-    port: int,
-    head: bytes,
-    body: bytes | list[bytes] = b"",
-    *,
-    timeout_s: float = 60,
-) -> RawResponse:
-    """Send ``head`` (request line and headers, ending in a blank line) and the
-    body pieces; read the answer even if the server stopped reading early."""
-    pieces = [body] if isinstance(body, bytes) else body
-    send_error = None
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-        try:
-            sock.sendall(head)
-            for piece in pieces:
-                sock.sendall(piece)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError as exc:  # the server answered and closed before the end
-            send_error = type(exc).__name__
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except OSError as exc:
-            send_error = (send_error or "") + f" recv:{type(exc).__name__}"
-    header_block, _, payload = data.partition(b"\r\n\r\n")
-    lines = header_block.decode("latin-1").split("\r\n")
-    if not lines[0].startswith("HTTP/"):
-        return RawResponse(0, {}, data, send_error)
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return RawResponse(int(lines[0].split()[1]), headers, payload, send_error)
-
-
-def request_head(
-    path: str,
-    content_type: bytes | None,
-    *,
-    token: str | None = None,
-    content_length: int | None = None,
-    chunked: bool = False,
-    extra: bytes = b"",
-) -> bytes:
-    """A POST request head; Content-Length only when given."""
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-    out = head.encode()
-    if token:
-        out += f"Authorization: Bearer {token}\r\n".encode()
-    if content_type is not None:
-        out += b"Content-Type: " + content_type + b"\r\n"
-    if content_length is not None:
-        out += f"Content-Length: {content_length}\r\n".encode()
-    if chunked:
-        out += b"Transfer-Encoding: chunked\r\n"
-    return out + extra + b"\r\n"
-
-
-BOUNDARY = b"snapclass-hostile-boundary"
-
-
-def multipart(files: list[tuple[bytes, bytes]], *, closed: bool = True) -> bytes:
-    """A multipart body with each ``(disposition filename, data)`` in the field
-    ``image``; the filename bytes are written as given (CR, LF and NUL too).
-    A name starting with ``*`` is sent as RFC 5987 ``filename*=`` instead."""
-    out = b""
-    for filename, data in files:
-        if filename.startswith(b"*"):
-            param = b"filename*=" + filename[1:]
-        else:
-            param = b'filename="' + filename + b'"'
-        out += (
-            b"--" + BOUNDARY + b"\r\n"
-            b'Content-Disposition: form-data; name="image"; ' + param + b"\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
-        )
-    return out + (b"--" + BOUNDARY + b"--\r\n" if closed else b"")
-
-
-MULTIPART_TYPE = b"multipart/form-data; boundary=" + BOUNDARY
-
-
-def chunked(body: bytes, size: int = 65536) -> list[bytes]:
-    """``body`` in HTTP/1.1 chunked transfer coding."""
-    pieces = [
-        f"{len(body[i : i + size]):x}\r\n".encode() + body[i : i + size] + b"\r\n"
-        for i in range(0, len(body), size)
-    ]
-    return [*pieces, b"0\r\n\r\n"]

@@ -18,8 +18,8 @@ workers hold their own sockets).
 
 Usage::
 
-    .venv/bin/python scripts/fault_run.py                  # everything (~3 min)
-    .venv/bin/python scripts/fault_run.py --backend sqlite --short
+    .venv/bin/python -m devtools.fault_run                 # everything (~3 min)
+    .venv/bin/python -m devtools.fault_run --backend sqlite --short
 
 It needs root for ``chattr``, ``mount`` and ``pg_ctlcluster`` (scenarios it
 cannot run are reported as skipped, with the reason) and writes
@@ -49,18 +49,15 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.helpers_server import LiveServer  # noqa: E402
-from tests.helpers_server import connections_to_port  # noqa: E402
-from tests.helpers_server import fresh_postgres_database  # noqa: E402
-from tests.helpers_server import photo_jpeg  # noqa: E402
-from tests.helpers_server import postgres_reachable  # noqa: E402
-from tests.helpers_server import ready_workers  # noqa: E402
-from tests.helpers_server import start_server  # noqa: E402
-from tests.helpers_server import tcp_socket_inodes  # noqa: E402
+from devtools.database import fresh_postgres_database
+from devtools.database import postgres_reachable
+from devtools.photos import photo_jpeg
+from devtools.server import ROOT
+from devtools.server import LiveServer
+from devtools.server import connections_to_port
+from devtools.server import ready_workers
+from devtools.server import start_server
+from devtools.server import tcp_socket_inodes
 
 log = logging.getLogger("fault_run")
 

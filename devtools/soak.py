@@ -18,8 +18,8 @@ warm-up) tells a leak from a plateau.
 
 Usage::
 
-    .venv/bin/python scripts/soak.py                    # 10 minutes
-    .venv/bin/python scripts/soak.py --duration 45 --rate 8
+    .venv/bin/python -m devtools.soak                    # 10 minutes
+    .venv/bin/python -m devtools.soak --duration 45 --rate 8
 
 Writes ``artifacts/soak.json`` and ``artifacts/soak.md``; exits 1 on any
 failed request, a worker restart, or RSS growth over ``--max-growth-mib``.
@@ -28,27 +28,21 @@ failed request, a worker restart, or RSS growth over ``--max-growth-mib``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.helpers_server import BIN  # noqa: E402
-from tests.helpers_server import LiveServer  # noqa: E402
-from tests.helpers_server import fresh_postgres_database  # noqa: E402
-from tests.helpers_server import proc_status  # noqa: E402
-from tests.helpers_server import start_server  # noqa: E402
+from devtools import locust
+from devtools.database import fresh_postgres_database
+from devtools.server import ROOT
+from devtools.server import LiveServer
+from devtools.server import proc_status
+from devtools.server import start_server
 
 log = logging.getLogger("soak")
 
@@ -126,50 +120,21 @@ def run_locust(
     wait: str = f"between:{MEAN_WAIT_S / 2}:{MEAN_WAIT_S * 1.5}",
 ) -> dict:
     """Locust headless, predict tasks only; returns the aggregated numbers."""
-    env = {**os.environ, "SNAPCLASS_WAIT": wait}
-    command = [
-        str(BIN / "locust"),
-        "-f",
-        str(ROOT / "locustfile.py"),
-        "--host",
-        server.url,
-        "--headless",
-        "--users",
-        str(users),
-        "--spawn-rate",
-        str(max(1, users // 5)),
-        "--run-time",
-        f"{duration_s}s",
-        "--tags",
-        "predict",
-        "--csv",
-        str(csv_prefix),
-        "--only-summary",
-        "--loglevel",
-        "WARNING",
-        "--stop-timeout",
-        "30",
-    ]
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=duration_s + 180,
+    profile = locust.Profile(
+        users, max(1, users // 5), duration_s, wait, ["predict"], stop_timeout_s=30
     )
-    stats = {}
-    with Path(f"{csv_prefix}_stats.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            stats[row["Name"]] = row
+    result = locust.run(
+        server.url, csv_prefix, profile, env={"LOCUST_LOGLEVEL": "WARNING"}
+    )
+    stats = result.stats()
     total = stats["Aggregated"]
     predict = stats.get("/predict", total)
-    failures = []
-    with Path(f"{csv_prefix}_failures.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            failures.append(f"{row['Occurrences']} x {row['Name']}: {row['Error']}")
+    failures = [
+        f"{row['Occurrences']} x {row['Name']}: {row['Error']}"
+        for row in result.failures()
+    ]
     return {
-        "exit_code": result.returncode,
+        "exit_code": result.exit_code,
         "requests": int(total["Request Count"]),
         "failures": int(total["Failure Count"]),
         "predict_requests": int(predict["Request Count"]),
@@ -178,7 +143,7 @@ def run_locust(
         "predict_p95_ms": float(predict["95%"]),
         "predict_p99_ms": float(predict["99%"]),
         "failure_kinds": failures[:10],
-        "stderr_tail": result.stderr[-2000:] if result.returncode else "",
+        "stderr_tail": result.output()[-2000:] if result.exit_code else "",
     }
 
 
