@@ -11,10 +11,10 @@ from flask import url_for
 from flask_login import current_user
 
 from . import feedback
-from . import metrics
 from . import ratelimits
-from .batches import batch_for_upload
 from .batches import create_batch
+from .classification import classify_params
+from .classification import classify_request
 from .database import schema_problem
 from .database import write_problem
 from .errors import error_response
@@ -23,16 +23,13 @@ from .extensions import limiter
 from .model_service import model_service
 from .params import MAX_ID
 from .params import BadParameter
-from .params import parse_decimal
 from .params import parse_int
 from .params import parse_page
-from .predictions import classify_and_store
 from .predictions import history_query
 from .predictions import owned_prediction
 from .predictions import server_timing_header
 from .security import PROBE_ENDPOINTS
 from .system import system_info
-from .uploads import read_uploads
 
 bp = Blueprint("api", __name__)
 
@@ -64,34 +61,8 @@ def _authenticate():
 )
 def predict():
     """Classify one or more images; several images run as one batch."""
-    config = current_app.config
-    top_k = parse_int(
-        request.values.get("top_k"),
-        "top_k",
-        default=config["DEFAULT_TOP_K"],
-        minimum=1,
-        maximum=config["MAX_TOP_K"],
-    )
-    min_confidence = parse_decimal(
-        request.values.get("min_confidence"),
-        "min_confidence",
-        minimum=0.0,
-        maximum=1.0,
-        example="0.5",
-    )
-    batch_id = batch_for_upload(current_user, request.values.get("batch_id"))
-    uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
-    classifier = model_service().ready_classifier()
-    outcome = classify_and_store(
-        classifier,
-        current_user,
-        uploads,
-        top_k,
-        use_cache=config["RESULT_CACHE"],
-        batch_id=batch_id,
-        shared_cache=config["RESULT_CACHE_SHARED"],
-    )
-    metrics.observe_classification(outcome)
+    params = classify_params(request.values, current_user)
+    outcome = classify_request(request, current_user, params)
     results = []
     for row in outcome.rows:
         results.append(
@@ -110,10 +81,12 @@ def predict():
                 "url": url_for("web.result", prediction_id=row.id),
             }
         )
-        if min_confidence is not None:
-            results[-1]["uncertain"] = row.top_score < min_confidence
+        if params.min_confidence is not None:
+            results[-1]["uncertain"] = row.top_score < params.min_confidence
     response = jsonify(
-        model=classifier.info.as_dict(), batch_size=outcome.batch_size, results=results
+        model=model_service().classifier.info.as_dict(),
+        batch_size=outcome.batch_size,
+        results=results,
     )
     response.headers["Server-Timing"] = server_timing_header(outcome)
     return response

@@ -66,7 +66,9 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, code: str, message: str, headers=None):
-    """The one error shape of the API: ``{"error": {"code", "message"}}``."""
+    """The one error shape of the API: ``{"error": {"code", "message"}}``; a
+    page for browsers. The code is kept in ``g`` for the metrics."""
+    g.error_code = code
     if wants_json():
         response = jsonify(error={"code": code, "message": message})
     else:

@@ -259,25 +259,6 @@ def observe_batch(backend: str):
     return observe
 
 
-def parse_server_timing(header: str | None) -> dict[str, float | str]:
-    """``decode;dur=3.1, cache;desc="1/2"`` -> ``{"decode": 3.1, "cache": "1/2"}``."""
-    parts: dict[str, float | str] = {}
-    for entry in (header or "").split(","):
-        name, *params = (p.strip() for p in entry.split(";"))
-        if not name:
-            continue
-        for param in params:
-            key, _, value = param.partition("=")
-            if key == "dur":
-                try:
-                    parts[name] = float(value)
-                except ValueError:
-                    pass
-            elif key == "desc":
-                parts[name] = value.strip('"')
-    return parts
-
-
 def route_label() -> str:
     rule = request.url_rule
     return rule.rule if rule is not None else UNMATCHED_ROUTE
@@ -287,18 +268,10 @@ def method_label() -> str:
     return request.method if request.method in METHODS else "OTHER"
 
 
-def error_code(response: Response) -> str | None:
-    """The ``error.code`` of a JSON error answer, or one set by the view in ``g``."""
+def error_code() -> str | None:
+    """The error code ``app/errors.py`` answered with (kept in ``g``)."""
     code = g.get("error_code")
-    if code:
-        return str(code)[:64]
-    if response.is_json:
-        body = response.get_json(silent=True)
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            value = body["error"].get("code")
-            if isinstance(value, str):
-                return value[:64]
-    return None
+    return str(code)[:64] if code else None
 
 
 def before_request() -> None:
@@ -317,14 +290,14 @@ def after_request(response: Response) -> Response:
     REQUESTS.labels(route, method, str(status)).inc()
     REQUEST_SECONDS.labels(route, method, str(status)).observe(elapsed)
     if status in (429, 503):
-        code = error_code(response) or OVERLOAD_CODES[status]
+        code = error_code() or OVERLOAD_CODES[status]
         OVERLOAD.labels(str(status), code).inc()
     elif (
         request.endpoint in UPLOAD_ENDPOINTS
         and 400 <= status < 500
         and status not in (401, 403, 404, 405)
     ):
-        UPLOADS_REJECTED.labels(error_code(response) or f"http_{status}").inc()
+        UPLOADS_REJECTED.labels(error_code() or f"http_{status}").inc()
     return response
 
 

@@ -11,7 +11,6 @@ from flask import Response
 from flask import abort
 from flask import current_app
 from flask import flash
-from flask import g
 from flask import jsonify
 from flask import make_response
 from flask import redirect
@@ -25,11 +24,11 @@ from flask_login import current_user
 from flask_login import login_required
 
 from . import feedback
-from . import metrics
 from . import ratelimits
 from .batches import recent_batches
+from .classification import classify_params
+from .classification import classify_request
 from .errors import error_response
-from .errors import inference_error_parts
 from .errors import wants_json
 from .extensions import db
 from .forms import ConfidenceForm
@@ -48,8 +47,6 @@ from .history import filtered_query
 from .history import json_export
 from .history import purge_expired
 from .history import retention_label
-from .inference import InferenceError
-from .model_service import model_service
 from .models import ApiToken
 from .models import Batch
 from .models import Prediction
@@ -60,8 +57,6 @@ from .params import BadParameter
 from .params import parse_id_list
 from .params import parse_page
 from .passwords import verify_password
-from .predictions import ImageRejected
-from .predictions import classify_and_store
 from .predictions import owned_prediction
 from .security import CLEAR_SITE_DATA
 from .security import end_user_session
@@ -69,8 +64,6 @@ from .security import safe_next_url
 from .sharing import share as share_prediction
 from .sharing import shared_prediction
 from .sharing import unshare as unshare_prediction
-from .uploads import UploadError
-from .uploads import read_uploads
 
 bp = Blueprint("web", __name__)
 
@@ -126,26 +119,8 @@ def upload() -> ResponseReturnValue:
     script asks for JSON and gets ``{"redirect": url}`` or the API's error
     envelope, so it can show progress and errors without leaving the page.
     """
-    form = UploadForm()
-    try:
-        uploads = read_uploads(request, current_app.config["MAX_FILES_PER_REQUEST"])
-        classifier = model_service().ready_classifier()
-        outcome = classify_and_store(
-            classifier,
-            current_user,
-            uploads,
-            current_app.config["DEFAULT_TOP_K"],
-            use_cache=current_app.config["RESULT_CACHE"],
-            shared_cache=current_app.config["RESULT_CACHE_SHARED"],
-        )
-    except (UploadError, ImageRejected, InferenceError) as exc:
-        status, code, message = _upload_failure(exc)
-        g.error_code = code  # the metrics count refusals by reason
-        if wants_json():
-            return error_response(status, code, message)
-        flash(message, "error")
-        return render_template("web/index.html", form=form), status
-    metrics.observe_classification(outcome)
+    params = classify_params(request.form, current_user)
+    outcome = classify_request(request, current_user, params)
     ids = [row.id for row in outcome.rows]
     if len(ids) == 1:
         target = url_for("web.result", prediction_id=ids[0])
@@ -154,15 +129,6 @@ def upload() -> ResponseReturnValue:
     if wants_json():
         return jsonify(redirect=target, ids=ids)
     return redirect(target)
-
-
-def _upload_failure(exc: Exception) -> tuple[int, str, str]:
-    if isinstance(exc, UploadError):
-        return exc.status, exc.code, exc.message
-    if isinstance(exc, ImageRejected):
-        status, code, message = inference_error_parts(exc.error)
-        return status, code, f"{exc.filename}: {message}"
-    return inference_error_parts(exc)
 
 
 @bp.route(PREDICTION)

@@ -18,7 +18,6 @@ from app.config import TestingConfig
 from app.extensions import db
 from app.metrics import address_in
 from app.metrics import parse_networks
-from app.metrics import parse_server_timing
 from app.request_log import request_id_from
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
@@ -287,17 +286,6 @@ def test_a_bad_metrics_allow_entry_stops_start_up(database_url):
 
     with pytest.raises(ValueError, match="METRICS_ALLOW: 'not-a-network'"):
         create_app(Config)
-
-
-def test_server_timing_parsing():
-    header = 'decode;dur=3.1, inference;dur=48.0, total;dur=55.2, cache;desc="1/2"'
-    assert parse_server_timing(header) == {
-        "decode": 3.1,
-        "inference": 48.0,
-        "total": 55.2,
-        "cache": "1/2",
-    }
-    assert parse_server_timing(None) == {}
 
 
 # --------------------------------------------------------------------------
