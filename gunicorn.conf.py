@@ -120,7 +120,8 @@ def on_starting(server):
         stale.unlink()
 
     from app.config import Config
-    from app.database import sqlite_synchronous
+    from app.config import check_settings
+    from app.config import settings_of
     from app.inference import WeightsUnavailable
     from app.inference import ensure_converted
     from app.inference import ensure_weights
@@ -128,20 +129,22 @@ def on_starting(server):
     from app.inference import parse_weights
     from app.inference import require_quantized
     from app.inference import resolve_backend
-    from app.model_service import parse_batching
 
     try:
-        # The settings as the app reads them, defaults included (app/config.py).
-        sqlite_synchronous(Config.SQLITE_SYNCHRONOUS)
-        spec = parse_weights(Config.MODEL_WEIGHTS)
+        # The settings as each worker's app will read them, checked by the
+        # app's own validator before any worker starts.
+        settings = settings_of(Config)
+        check_settings(settings)
+        spec = parse_weights(settings["MODEL_WEIGHTS"])
         ensure_weights(spec)
-        backend = resolve_backend(Config.INFERENCE_BACKEND)
-        precision = parse_precision(Config.OPENVINO_PRECISION)
-        parse_batching(Config.BATCH_MAX_SIZE, Config.BATCH_MAX_DELAY_MS)
+        backend = resolve_backend(settings["INFERENCE_BACKEND"])
+        precision = parse_precision(settings["OPENVINO_PRECISION"])
         if backend == "openvino":
-            cache = Config.MODEL_CACHE_DIR or Path(__file__).parent / "instance/models"
+            cache = settings["MODEL_CACHE_DIR"] or Path(__file__).parent / (
+                "instance/models"
+            )
             path = ensure_converted(
-                spec, Path(cache), timeout_s=Config.MODEL_CONVERT_TIMEOUT_S
+                spec, Path(cache), timeout_s=settings["MODEL_CONVERT_TIMEOUT_S"]
             )
             # Workers create their app after this, so they read it (app/config.py).
             os.environ["SNAPCLASS_OPENVINO_MODEL"] = str(path)

@@ -9,12 +9,16 @@ from pathlib import Path
 
 from flask import Flask
 
+from .body_deadline import BodyDeadline
 from .config import Config
+from .config import check_settings
 from .config import config_from_env
 from .connections import CloseAfterUnreadBody
 from .extensions import db
 from .extensions import migrate
+from .http_security import trust_proxies
 from .inference import InferenceError
+from .metrics import MetricsEndpoint
 from .model_service import ModelService
 from .model_service import model_service
 from .params import IdConverter
@@ -33,8 +37,8 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         instance_relative_config=True,
     )
     app.request_class = UploadRequest
-    app.wsgi_app = ReadBodyAtOnce(app.wsgi_app, app.config)
     app.config.from_object(config_class or config_from_env())
+    check_settings(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_defaults(app)
     configure_logging(app)
@@ -45,9 +49,25 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_errorhandlers(app)
     register_template_context(app)
     register_commands(app)
-    # Outermost, so that it sees the server's own start_response.
-    app.wsgi_app = CloseAfterUnreadBody(app.wsgi_app)
+    register_middleware(app)
     return app
+
+
+def register_middleware(app: Flask) -> None:
+    """The WSGI layers around Flask, innermost first; a request passes them
+    from the last to the first."""
+    # The first read of an upload takes it whole from the server (~2.5 ms
+    # instead of ~5 ms for 1.1 MB in Werkzeug's 64 KB reads).
+    app.wsgi_app = ReadBodyAtOnce(app.wsgi_app, app.config)
+    # /metrics for allowed scrapers, answered before Flask.
+    app.wsgi_app = MetricsEndpoint(app, app.wsgi_app)
+    # Every body must arrive within BODY_TIMEOUT_S (408 otherwise).
+    app.wsgi_app = BodyDeadline(app.wsgi_app, app.config)
+    # X-Forwarded-* believed from TRUSTED_PROXIES only.
+    app.wsgi_app = trust_proxies(app, app.wsgi_app)
+    # Outermost, so that it sees the server's own start_response: a response
+    # that leaves body unread closes the connection.
+    app.wsgi_app = CloseAfterUnreadBody(app.wsgi_app)
 
 
 def configure_defaults(app: Flask) -> None:
@@ -85,14 +105,12 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import body_deadline
     from . import database
     from . import http_security
     from . import overload
     from . import ratelimits
     from . import security
 
-    body_deadline.init_app(app)
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))

@@ -51,11 +51,6 @@ class MalformedBody(BadRequest):
     code_name = "malformed_body"
 
 
-def init_app(app) -> None:
-    """Wrap the application as it stands: its body reads all go through here."""
-    app.wsgi_app = BodyDeadline(app.wsgi_app, app.config)
-
-
 def has_body(environ: dict) -> bool:
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.strip() not in ("", "0"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -218,6 +219,37 @@ class ProductionConfig(Config):
             raise RuntimeError(
                 f"SNAPCLASS_ENV=production requires {names} in the environment."
             )
+
+
+def settings_of(config_class: type[Config]) -> dict[str, Any]:
+    """The settings of ``config_class`` as ``app.config`` would hold them."""
+    return {
+        name: getattr(config_class, name)
+        for name in dir(config_class)
+        if name.isupper()
+    }
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Every setting that can be wrong without touching the disk or network,
+    checked once, in one place: by ``create_app`` and by the Gunicorn master
+    before it forks (``gunicorn.conf.py``). Raises ValueError naming it."""
+    from .database import sqlite_synchronous
+    from .inference import parse_precision
+    from .inference import resolve_backend
+
+    sqlite_synchronous(settings["SQLITE_SYNCHRONOUS"])
+    resolve_backend(settings["INFERENCE_BACKEND"])
+    parse_precision(settings["OPENVINO_PRECISION"])
+    if settings["BATCH_MAX_SIZE"] < 1:
+        raise ValueError(
+            f"BATCH_MAX_SIZE must be 1 or more, got {settings['BATCH_MAX_SIZE']}"
+        )
+    if settings["BATCH_MAX_DELAY_MS"] < 0:
+        raise ValueError(
+            "BATCH_MAX_DELAY_MS must be 0 or more, "
+            f"got {settings['BATCH_MAX_DELAY_MS']}"
+        )
 
 
 def config_from_env() -> type[Config]:

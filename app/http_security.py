@@ -41,10 +41,13 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_NAME"] = "__Host-session"
         app.config["SESSION_COOKIE_DOMAIN"] = False
         app.config["SESSION_COOKIE_PATH"] = "/"
-    networks = parse_networks(app.config["TRUSTED_PROXIES"], "TRUSTED_PROXIES")
-    if networks:
-        app.wsgi_app = TrustedProxyFix(app.wsgi_app, networks)
     app.after_request(add_security_headers)
+
+
+def trust_proxies(app: Flask, wsgi_app):
+    """``wsgi_app`` behind TrustedProxyFix when TRUSTED_PROXIES names any."""
+    networks = parse_networks(app.config["TRUSTED_PROXIES"], "TRUSTED_PROXIES")
+    return TrustedProxyFix(wsgi_app, networks) if networks else wsgi_app
 
 
 def add_security_headers(response: Response) -> Response:

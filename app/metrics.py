@@ -307,11 +307,11 @@ def teardown_request(exc: BaseException | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Count every request; serve ``/metrics`` to allowed scrapers."""
+    """Count every request (``/metrics`` itself is MetricsEndpoint, a WSGI
+    layer that ``create_app`` stacks)."""
     app.before_request(before_request)
     app.after_request(after_request)
     app.teardown_request(teardown_request)
-    app.wsgi_app = MetricsEndpoint(app, app.wsgi_app)
 
 
 def mark_worker_exit(worker_pid: int, server_running: bool) -> None:

@@ -11,8 +11,6 @@ from flask import current_app
 from .inference import Classifier
 from .inference import ModelUnavailable
 from .inference import build_classifier
-from .inference import parse_precision
-from .inference import resolve_backend
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +31,7 @@ class ModelService:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        # Settings mistakes stop the app here, with the setting's name, rather
-        # than on the first page that asks for the model (a ValueError there
-        # would break every page, error pages included).
-        resolve_backend(app.config["INFERENCE_BACKEND"])
-        parse_precision(app.config["OPENVINO_PRECISION"])
-        parse_batching(app.config["BATCH_MAX_SIZE"], app.config["BATCH_MAX_DELAY_MS"])
+        # The settings were checked by create_app (app.config.check_settings).
         self._settings = {
             "weights": app.config["MODEL_WEIGHTS"],
             "backend": app.config["INFERENCE_BACKEND"],
@@ -95,14 +88,6 @@ class ModelService:
             raise ModelUnavailable(
                 "The model could not be loaded; the server log says why."
             ) from exc
-
-
-def parse_batching(max_size: int, max_delay_ms: int) -> None:
-    """``BATCH_MAX_SIZE`` >= 1 (1 = no batching), ``BATCH_MAX_DELAY_MS`` >= 0."""
-    if max_size < 1:
-        raise ValueError(f"BATCH_MAX_SIZE must be 1 or more, got {max_size}")
-    if max_delay_ms < 0:
-        raise ValueError(f"BATCH_MAX_DELAY_MS must be 0 or more, got {max_delay_ms}")
 
 
 def _observed(classifier: Classifier) -> Classifier:

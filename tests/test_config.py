@@ -12,7 +12,9 @@ from app.config import Config
 from app.config import FromEnv
 from app.config import ProductionConfig
 from app.config import TestingConfig
+from app.config import check_settings
 from app.config import config_from_env
+from app.config import settings_of
 from app.inference import WeightsUnavailable
 from app.inference import ensure_converted
 from app.inference import parse_weights
@@ -78,3 +80,26 @@ def test_production_reads_its_requirements_when_asked(monkeypatch):
 def test_a_conversion_timeout_is_a_start_up_message_not_a_traceback(tmp_path):
     with pytest.raises(WeightsUnavailable, match="MODEL_CONVERT_TIMEOUT_S"):
         ensure_converted(parse_weights("random"), Path(tmp_path), timeout_s=0.01)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("SQLITE_SYNCHRONOUS", "sometimes"),
+        ("INFERENCE_BACKEND", "cuda"),
+        ("OPENVINO_PRECISION", "fp32"),
+        ("BATCH_MAX_SIZE", 0),
+        ("BATCH_MAX_DELAY_MS", -1),
+    ],
+)
+def test_one_validator_names_each_bad_setting(setting, value):
+    """The same check runs in create_app and in the Gunicorn master."""
+    settings = {**settings_of(TestingConfig), setting: value}
+    with pytest.raises(ValueError, match=setting):
+        check_settings(settings)
+    with pytest.raises(ValueError, match=setting):
+        create_app(type("Config", (TestingConfig,), {setting: value}))
+
+
+def test_the_defaults_pass_the_validator():
+    check_settings(settings_of(Config))
