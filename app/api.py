@@ -23,6 +23,7 @@ from .extensions import limiter
 from .model_service import model_service
 from .params import MAX_ID
 from .params import BadParameter
+from .params import parse_bool
 from .params import parse_int
 from .params import parse_page
 from .predictions import history_query
@@ -83,6 +84,8 @@ def predict():
         )
         if params.min_confidence is not None:
             results[-1]["uncertain"] = row.top_score < params.min_confidence
+        if params.explain:
+            results[-1]["explanation"] = row.explanation_dict()
     response = jsonify(
         model=model_service().classifier.info.as_dict(),
         batch_size=outcome.batch_size,
@@ -119,11 +122,13 @@ def list_predictions():
 
 @bp.route("/api/predictions/<id:prediction_id>")
 def get_prediction(prediction_id: int):
-    """One prediction; another user's id is a 404, like a missing one."""
+    """One prediction; another user's id is a 404, like a missing one.
+    ``?explain=true`` adds the class activation maps."""
+    explain = parse_bool(request.args.get("explain"), "explain")
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
-    return jsonify(prediction.as_dict())
+    return jsonify(prediction.as_dict(explain=explain))
 
 
 @bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])

@@ -20,6 +20,7 @@ from . import metrics
 from .batches import batch_for_upload
 from .model_service import model_service
 from .models import User
+from .params import parse_bool
 from .params import parse_decimal
 from .params import parse_int
 from .predictions import ClassifyOutcome
@@ -34,10 +35,13 @@ class ClassifyParams:
     top_k: int
     min_confidence: float | None = None
     batch_id: int | None = None
+    # Add each result's class activation maps to the API answer.
+    explain: bool = False
 
 
 def classify_params(values: Mapping, user: User) -> ClassifyParams:
-    """``top_k``, ``min_confidence`` and ``batch_id`` from a form or query."""
+    """``top_k``, ``min_confidence``, ``batch_id`` and ``explain`` from a form
+    or query."""
     config = current_app.config
     return ClassifyParams(
         top_k=parse_int(
@@ -54,6 +58,7 @@ def classify_params(values: Mapping, user: User) -> ClassifyParams:
             maximum=1.0,
             example="0.5",
         ),
+        explain=parse_bool(values.get("explain"), "explain"),
         batch_id=batch_for_upload(user, values.get("batch_id")),
     )
 

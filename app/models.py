@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
 
+from . import explanations
 from .extensions import db
 
 
@@ -211,6 +212,10 @@ class Prediction(db.Model):
     batch_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("batches.id", ondelete="CASCADE"), index=True
     )
+    # Class activation maps of the top_k labels, in their order, each 7x7 and
+    # scaled to 0..1: {"size": [7, 7], "maps": [[[...]]]} (app/explanations.py).
+    # None for rows from before the maps, or from a runtime without them.
+    explanation: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
 
     user: so.Mapped[User] = so.relationship(back_populates="predictions")
 
@@ -227,9 +232,14 @@ class Prediction(db.Model):
             return "f32"  # TensorFlow, and rows from before precisions existed
         return variant.removeprefix("openvino-").partition("-")[0]
 
-    def as_dict(self) -> dict:
-        """The API representation of one stored prediction."""
-        return {
+    def explanation_dict(self) -> dict | None:
+        """The maps per label for the API (``explain=true``), or None."""
+        return explanations.api_dict(self.top_k, self.explanation)
+
+    def as_dict(self, explain: bool = False) -> dict:
+        """The API representation of one stored prediction (with its class
+        activation maps when ``explain``)."""
+        body = {
             "id": self.id,
             "filename": self.filename,
             "sha256": self.sha256,
@@ -251,6 +261,9 @@ class Prediction(db.Model):
             "feedback": self.feedback_dict(),
             "batch_id": self.batch_id,
         }
+        if explain:
+            body["explanation"] = self.explanation_dict()
+        return body
 
     def feedback_dict(self) -> dict | None:
         """``{"correct", "label", "updated_at"}``, or None when not reviewed."""

@@ -61,6 +61,14 @@ PREDICTION_ID = {
     "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
 }
 
+EXPLAIN = {
+    "name": "explain",
+    "in": "query",
+    "description": "`true` (or `1`) adds each result's class activation maps "
+    "(`explanation`); `false`, `0` or missing leaves them out.",
+    "schema": {"type": "string", "enum": ["true", "false", "1", "0"]},
+}
+
 SCHEMAS: dict[str, dict] = {
     "Error": {
         "type": "object",
@@ -165,6 +173,11 @@ SCHEMAS: dict[str, dict] = {
                 "type": "boolean",
                 "description": "Only with `min_confidence`: the top score is below it.",
             },
+            "explanation": {
+                "oneOf": [ref("Explanation"), {"type": "null"}],
+                "description": "Only with `explain=true`; null when the model "
+                "gave no maps.",
+            },
         },
     },
     "PredictResponse": {
@@ -216,6 +229,40 @@ SCHEMAS: dict[str, dict] = {
             "created_at": {"type": "string", "format": "date-time"},
             "feedback": {"oneOf": [ref("Feedback"), {"type": "null"}]},
             "batch_id": {"type": ["integer", "null"]},
+            "explanation": {
+                "oneOf": [ref("Explanation"), {"type": "null"}],
+                "description": "Only with `explain=true`; null for results "
+                "stored without maps.",
+            },
+        },
+    },
+    "Explanation": {
+        "type": "object",
+        "description": "Why these labels: the class activation map of each "
+        "label, a `size` grid (rows, then columns) over the whole photo as "
+        "the network saw it (squeezed to a square), each cell from 0 (no "
+        "evidence) to 1 (the strongest cell of that label). Exact for "
+        "ResNet50: the mean of a raw map plus the class bias is its logit.",
+        "required": ["size", "maps"],
+        "properties": {
+            "size": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": 2,
+                "maxItems": 2,
+                "examples": [[7, 7]],
+            },
+            "maps": {
+                "type": "object",
+                "description": "Label -> grid of `size[0]` rows of `size[1]` numbers.",
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                },
+            },
         },
     },
     "Feedback": {
@@ -347,6 +394,7 @@ PATHS: dict[str, dict] = {
                     "(from `POST /api/batches`; also a form field).",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
                 },
+                EXPLAIN,
                 {
                     "name": "filename",
                     "in": "query",
@@ -386,6 +434,10 @@ PATHS: dict[str, dict] = {
                                     "minimum": 1,
                                     "maximum": 2147483647,
                                 },
+                                "explain": {
+                                    "type": "string",
+                                    "enum": ["true", "false", "1", "0"],
+                                },
                             },
                         }
                     },
@@ -409,7 +461,8 @@ PATHS: dict[str, dict] = {
                 "400": error(
                     "`no_file`, `invalid_image`, `invalid_top_k`, "
                     "`invalid_min_confidence`, `too_many_files`, `csrf_failed`, "
-                    "`invalid_batch_id` (not a number, or not a batch of yours)."
+                    "`invalid_batch_id` (not a number, or not a batch of yours), "
+                    "`invalid_explain` (not true, false, 1 or 0)."
                 ),
                 "401": UNAUTHORIZED,
                 "413": error(
@@ -460,12 +513,13 @@ PATHS: dict[str, dict] = {
         "get": {
             "operationId": "getPrediction",
             "summary": "One prediction",
-            "parameters": [PREDICTION_ID],
+            "parameters": [PREDICTION_ID, EXPLAIN],
             "responses": {
                 "200": {
                     "description": "The prediction.",
                     "content": json_body(ref("Prediction")),
                 },
+                "400": error("`invalid_explain` (not true, false, 1 or 0)."),
                 "401": UNAUTHORIZED,
                 "404": NOT_FOUND,
             },

@@ -1,4 +1,5 @@
-"""Numbers people and programs send: one parser for every integer and decimal.
+"""Numbers people and programs send: one parser for every integer and decimal
+(and the true/false switches).
 
 ``str.isdigit`` and ``int`` accept more than ASCII digits ("²" passes the
 first and breaks the second; "１２", " 7 " and "1_000" pass ``int``), and a
@@ -125,3 +126,18 @@ class IdConverter(BaseConverter):
 
     def to_url(self, value: int) -> str:
         return str(int(value))
+
+
+BOOLEAN_VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+
+def parse_bool(value: object, name: str, *, default: bool = False) -> bool:
+    """``true``/``false``/``1``/``0`` (or a JSON boolean); ``default`` when
+    missing or empty. Anything else ("yes", "TRUE", " 1") is refused."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in BOOLEAN_VALUES:
+        return BOOLEAN_VALUES[value]
+    raise BadParameter(name, f"{name} must be true, false, 1 or 0.")

@@ -10,6 +10,7 @@ from dataclasses import field
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from . import explanations
 from .extensions import db
 from .history import delete_expired
 from .history import within_retention
@@ -65,7 +66,9 @@ def classify_and_store(
     digests = [hashlib.sha256(upload.data).hexdigest() for upload in uploads]
     owner = None if shared_cache else user.id
     hits = (
-        cached_results(digests, classifier.fingerprint, top_k, owner)
+        cached_results(
+            digests, classifier.fingerprint, top_k, owner, need_maps=classifier.explains
+        )
         if use_cache
         else {}
     )
@@ -78,6 +81,7 @@ def classify_and_store(
             raise ImageRejected(uploads[i].filename, exc) from exc
     batch = classifier.classify([decoded[i] for i in misses], top_k) if misses else None
     predicted = dict(zip(misses, batch.predictions, strict=True)) if batch else {}
+    maps = dict(zip(misses, batch.maps, strict=True)) if batch and batch.maps else {}
 
     db_started = time.perf_counter()
     info = classifier.info
@@ -97,7 +101,7 @@ def classify_and_store(
         if digest in hits:
             copy_cached_result(row, hits[digest], top_k)
         else:
-            fill_new_result(row, decoded[i], predicted[i], batch)
+            fill_new_result(row, decoded[i], predicted[i], batch, maps.get(i))
         rows.append(row)
     try:
         delete_expired(user)  # retention, in the same transaction as the upload
@@ -143,9 +147,13 @@ def cached_results(
     model_fingerprint: str | None,
     top_k: int,
     owner_id: int | None = None,
+    *,
+    need_maps: bool = False,
 ) -> dict[str, Prediction]:
     """The latest earlier result per digest from the same model (and owner,
-    unless ``owner_id`` is None), with enough labels for ``top_k``."""
+    unless ``owner_id`` is None), with enough labels for ``top_k`` (and with
+    activation maps when ``need_maps``: rows from before them are classified
+    again once)."""
     if not model_fingerprint or not digests:
         return {}
     latest = sa.select(sa.func.max(Prediction.id)).where(
@@ -160,7 +168,11 @@ def cached_results(
         .where(Prediction.id.in_(latest))
         .options(so.undefer(Prediction.thumbnail))
     ).all()
-    return {row.sha256: row for row in rows if len(row.top_k) >= top_k}
+    return {
+        row.sha256: row
+        for row in rows
+        if len(row.top_k) >= top_k and (row.explanation or not need_maps)
+    }
 
 
 def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
@@ -169,17 +181,19 @@ def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
     row.top_k = source.top_k[:top_k]
     row.top_label, row.top_score = source.top_label, source.top_score
     row.thumbnail = source.thumbnail
+    row.explanation = explanations.trimmed(source.explanation, top_k)
     row.cached = True
     row.timing_ms = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0}
 
 
-def fill_new_result(row: Prediction, image, predictions, batch) -> None:
+def fill_new_result(row: Prediction, image, predictions, batch, maps=None) -> None:
     best = predictions[0]
     row.mime_type = image.mime_type
     row.width, row.height = image.width, image.height
     row.top_k = [p.as_dict() for p in predictions]
     row.top_label, row.top_score = best.label, best.score
     row.thumbnail = image.thumbnail
+    row.explanation = explanations.stored(maps)
     row.cached = False
     row.timing_ms = {
         "decode": round(image.decode_ms, 2),

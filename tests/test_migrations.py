@@ -71,3 +71,39 @@ def test_0005_keeps_existing_predictions_unreviewed_and_downgrades(app):
         assert "feedback_correct" not in columns and "batch_id" not in columns
         assert "batches" not in sa.inspect(db.engine).get_table_names()
         reset_schema(db.engine)
+
+
+def test_0006_adds_empty_explanations_and_downgrades(app):
+    """Rows from before 0006 have no maps; going back to 0005 keeps them."""
+    with app.app_context():
+        reset_schema(db.engine)
+        upgrade(revision="0005")
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO users (id, username, password_hash, created_at, "
+                    "is_admin) VALUES (1, 'old', 'x', CURRENT_TIMESTAMP, false)"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO predictions (id, user_id, sha256, filename, "
+                    "mime_type, size_bytes, width, height, top_k, top_label, "
+                    "top_score, model_name, weights, backend, timing_ms, "
+                    "thumbnail, created_at) VALUES (1, 1, 'a', 'old.jpg', "
+                    "'image/jpeg', 1, 1, 1, '[]', 'tabby', 0.5, 'resnet50', "
+                    "'random', 'openvino', '{}', :thumb, CURRENT_TIMESTAMP)"
+                ),
+                {"thumb": b"\xff\xd8"},
+            )
+        upgrade(revision="0006")
+        with db.engine.connect() as connection:
+            value = connection.execute(sa.text("SELECT explanation FROM predictions"))
+            assert value.scalar_one() is None
+        downgrade(revision="0005")
+        with db.engine.connect() as connection:
+            names = connection.execute(sa.text("SELECT filename FROM predictions"))
+            assert names.scalars().all() == ["old.jpg"]
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
+        assert "explanation" not in columns
+        reset_schema(db.engine)

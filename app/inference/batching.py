@@ -26,6 +26,9 @@ from .errors import ModelUnavailable
 log = logging.getLogger(__name__)
 
 BatchObserver = Callable[[int, float], None]
+# What the network returns for a batch: one array, or several (the softmax and
+# the last conv block), each with one row per image.
+Outputs = np.ndarray | tuple[np.ndarray | None, ...]
 
 
 @dataclass
@@ -35,11 +38,23 @@ class Job:
     batch: np.ndarray
     enqueued: float = field(default_factory=time.perf_counter)
     done: threading.Event = field(default_factory=threading.Event)
-    probabilities: np.ndarray | None = None
+    outputs: Outputs | None = None  # this request's rows of each output
     error: BaseException | None = None
     queue_ms: float | None = None
     inference_ms: float = 0.0
     batch_size: int = 0  # images in the network batch that carried this job
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """The first output: the softmax."""
+        return self.outputs[0] if isinstance(self.outputs, tuple) else self.outputs
+
+    @property
+    def features(self) -> np.ndarray | None:
+        """The second output, when the network has one: the last conv block."""
+        if isinstance(self.outputs, tuple) and len(self.outputs) > 1:
+            return self.outputs[1]
+        return None
 
 
 class Batcher:
@@ -50,7 +65,7 @@ class Batcher:
 
     def __init__(
         self,
-        run: Callable[[np.ndarray], np.ndarray],
+        run: Callable[[np.ndarray], Outputs],
         *,
         max_size: int,
         max_delay_ms: float = 0.0,
@@ -137,7 +152,7 @@ class Batcher:
                 batch = jobs[0].batch
             else:
                 batch = np.concatenate([job.batch for job in jobs])
-            probabilities = self.run(batch)
+            outputs = self.run(batch)
         except Exception as exc:
             if len(jobs) > 1:
                 # Find the request that broke the batch: each runs alone, and
@@ -155,10 +170,17 @@ class Batcher:
         start = 0
         for job in jobs:
             end = start + len(job.batch)
-            job.probabilities = probabilities[start:end]
+            job.outputs = rows(outputs, start, end)
             job.inference_ms = inference_ms
             job.batch_size = len(batch)
             start = end
             job.done.set()
         if self.on_batch is not None:
             self.on_batch(len(batch), inference_ms)
+
+
+def rows(outputs: Outputs, start: int, end: int) -> Outputs:
+    """Rows ``start:end`` of every output (a missing output stays None)."""
+    if isinstance(outputs, tuple):
+        return tuple(None if out is None else out[start:end] for out in outputs)
+    return outputs[start:end]

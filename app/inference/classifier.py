@@ -17,6 +17,7 @@ import numpy as np
 
 from .batching import Batcher
 from .batching import BatchObserver
+from .cam import activation_maps
 from .errors import ModelUnavailable
 from .images import DecodedImage
 from .images import decode_image
@@ -80,6 +81,10 @@ class BatchResult:
     queue_ms: float = 0.0
     batch_size: int = 0
     extra: dict = field(default_factory=dict)
+    # Per image, the raw class activation maps (k, 7, 7) of its predictions,
+    # in the same order; None when the runtime gives no maps.
+    maps: list[np.ndarray] | None = None
+    cam_ms: float = 0.0  # computing the maps
 
 
 class Classifier:
@@ -139,7 +144,7 @@ class Classifier:
                 # Compile the kernels for a full batch now, not on a request.
                 self.runtime(preprocess_batch([_blank_image()] * self.batch_max_size))
                 self._batcher = Batcher(
-                    self.runtime,
+                    self.runtime.forward,
                     max_size=self.batch_max_size,
                     max_delay_ms=self.batch_max_delay_ms,
                     on_batch=self._observe_batch,
@@ -162,22 +167,41 @@ class Classifier:
         preprocess_ms = (time.perf_counter() - started) * 1000.0
         if self._batcher is not None:
             job = self._batcher.infer(batch)
-            probabilities = job.probabilities
+            probabilities, features = job.probabilities, job.features
             queue_ms, inference_ms = job.queue_ms or 0.0, job.inference_ms
             batch_size = job.batch_size
         else:
             before = time.perf_counter()
-            probabilities = self.runtime(batch)
+            probabilities, features = self.runtime.forward(batch)
             queue_ms, inference_ms = 0.0, (time.perf_counter() - before) * 1000.0
             batch_size = len(batch)
             self._observe_batch(batch_size, inference_ms)
+        predictions = [self.top_k(row, top_k) for row in probabilities]
+        started = time.perf_counter()
+        maps = self.activation_maps(features, predictions)
         return BatchResult(
-            predictions=[self.top_k(row, top_k) for row in probabilities],
+            predictions=predictions,
             preprocess_ms=preprocess_ms,
             inference_ms=inference_ms,
             queue_ms=queue_ms,
             batch_size=batch_size,
+            maps=maps,
+            cam_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    @property
+    def explains(self) -> bool:
+        """Whether results come with class activation maps."""
+        return getattr(self.runtime, "class_weights", None) is not None
+
+    def activation_maps(
+        self, features: np.ndarray | None, predictions: list[list[Prediction]]
+    ) -> list[np.ndarray] | None:
+        """Each image's raw (k, 7, 7) maps of its predicted classes, or None."""
+        if features is None or not self.explains or not predictions:
+            return None
+        class_ids = np.array([[p.class_id for p in row] for row in predictions])
+        return list(activation_maps(features, self.runtime.class_weights, class_ids))
 
     def close(self) -> None:
         """Finish the queued requests and stop the batching loop (shutdown)."""

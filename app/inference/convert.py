@@ -16,7 +16,7 @@ def main(weights: str, target: str) -> int:
     from app.inference.runtime import TensorFlowRuntime
     from app.inference.weights import parse_weights
 
-    runtime = TensorFlowRuntime(parse_weights(weights))
+    runtime = TensorFlowRuntime(parse_weights(weights), features=False)
     runtime.load()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras' input-structure notice

@@ -148,12 +148,19 @@ class OpenVINORuntime:
         threads: int = 0,
         precision: str = DEFAULT_PRECISION,
         model_path: Path | None = None,
+        features: bool = True,
     ) -> None:
         self.weights = weights
         self.cache_dir = Path(cache_dir)
         # Set when the Gunicorn master converted the model before forking.
         self.model_path = Path(model_path) if model_path else None
         self.threads = threads
+        # Also output the last conv block (class activation maps). Added to
+        # the model when it is compiled, so the cached IR stays as converted.
+        self.features = features
+        self.class_weights: np.ndarray | None = None
+        self.class_bias: np.ndarray | None = None
+        self._channels_first = False  # the IR's layout of that output
         # What was asked for (auto, f32, ...); ``precision`` becomes what ran.
         self.requested = parse_precision(precision)
         self.precision = self.requested
@@ -178,6 +185,8 @@ class OpenVINORuntime:
             # int8 layers run in int8; the rest in the CPU's native precision.
             hint = native if self.requested in ("auto", "int8") else self.requested
             model = core.read_model(str(self.model_path))
+            if self.features:
+                self._add_features_output(core, model)
             model.reshape([-1, 224, 224, 3])  # any batch size, one compiled model
             config = {
                 "PERFORMANCE_HINT": "LATENCY",
@@ -230,7 +239,41 @@ class OpenVINORuntime:
             self.precision = compiled
             self.variant = f"openvino-{compiled}"
 
+    def _add_features_output(self, core, model) -> None:
+        """Output what feeds the global average pool (the last conv block), and
+        read the dense layer's kernel and bias from the f32 IR.
+
+        A quantized model's dense layer holds int8 constants, so its kernel
+        and bias come from the f32 IR it was made from. Without them the
+        runtime serves scores only (no maps), and says so in the log.
+        """
+        dense_source = model
+        if self.requested == "int8":
+            f32_path = converted_model_path(self.cache_dir, self.weights)
+            found = f32_path.is_file()
+            dense_source = core.read_model(str(f32_path)) if found else None
+        try:
+            pool = _global_pool(model)
+            if dense_source is None:
+                raise LookupError("no f32 model to read the dense layer from")
+            self.class_weights, self.class_bias = dense_constants(dense_source)
+        except LookupError as exc:
+            log.warning("class activation maps are off: %s", exc)
+            self.features = False
+            return
+        features = pool.input_value(0)
+        # The IR computes in NCHW (the converter transposes Keras' NHWC): the
+        # maps want channels last, as Keras gives them.
+        shape = features.get_partial_shape()
+        self._channels_first = shape[1].is_static and (
+            shape[1].get_length() == self.class_weights.shape[0]
+        )
+        model.add_outputs([features])
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.forward(batch)[0]
+
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self._request is None:
             raise RuntimeError("runtime not loaded")
         # One inference at a time per worker, on INFERENCE_NUM_THREADS threads:
@@ -239,4 +282,67 @@ class OpenVINORuntime:
         # meanwhile decode the next uploads.
         with self._infer_lock:
             outputs = self._request.infer({0: np.ascontiguousarray(batch)})
-            return np.array(outputs[0], copy=True)
+            probabilities = np.array(outputs[0], copy=True)
+            if not self.features:
+                return probabilities, None
+            features = outputs[1]
+            if self._channels_first:
+                features = features.transpose(0, 2, 3, 1)
+            return probabilities, np.ascontiguousarray(features)
+
+
+def _global_pool(model):
+    """ResNet50's global average pool: the last ReduceMean over a 4-D tensor."""
+    pools = [
+        node
+        for node in model.get_ordered_ops()
+        if node.get_type_name() == "ReduceMean"
+        and node.input_value(0).get_partial_shape().rank.get_length() == 4
+    ]
+    if not pools:
+        raise LookupError("the model has no global average pool")
+    return pools[-1]
+
+
+def _constant_input(node):
+    """The node's one Constant input and its index, or None."""
+    for index, value in enumerate(node.input_values()):
+        if value.get_node().get_type_name() == "Constant":
+            return index, value.get_node().get_data()
+    return None
+
+
+def dense_constants(model) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel ``(channels, classes)`` and bias ``(classes,)`` of the dense
+    layer after the global average pool, read from the IR's constants."""
+    node = _global_pool(model)
+    kernel = bias = None
+    for _ in range(8):  # pool -> [Reshape] -> MatMul -> Add -> Softmax
+        targets = list(node.output(0).get_target_inputs())
+        if len(targets) != 1:
+            break
+        node = next(iter(targets)).get_node()
+        kind = node.get_type_name()
+        if kind == "MatMul" and kernel is None:
+            found = _constant_input(node)
+            if found is None:
+                break
+            index, data = found
+            attributes = node.get_attributes()
+            transposed = attributes.get("transpose_b" if index == 1 else "transpose_a")
+            # Copies: the constants' memory belongs to the model object.
+            kernel = np.array(data, dtype=np.float32, copy=True)
+            kernel = np.ascontiguousarray(kernel.T if transposed else kernel)
+        elif kind == "Add" and kernel is not None:
+            found = _constant_input(node)
+            if found is None:
+                break
+            bias = np.array(found[1], dtype=np.float32, copy=True).reshape(-1)
+            break
+        elif kind == "Softmax":
+            if kernel is not None:  # a zero bias is folded away on conversion
+                bias = np.zeros(kernel.shape[1], dtype=np.float32)
+            break
+    if kernel is None or bias is None or kernel.shape[1] != bias.shape[0]:
+        raise LookupError("the dense layer's constants were not found")
+    return kernel, bias

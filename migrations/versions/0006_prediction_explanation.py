@@ -1,0 +1,29 @@
+"""class activation maps stored with predictions
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-30
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    # Nullable: rows from before have no maps (the page shows no "Why?", the
+    # API answers "explanation": null, and the result cache classifies them
+    # again once).
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('explanation', sa.JSON(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.drop_column('explanation')
