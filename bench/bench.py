@@ -8,11 +8,13 @@ Prints one report with
       the seed profile (10 users, spawn 2/s, wait 1-5 s) and saturation (no wait),
   (d) the in-process pipeline ceiling and the served/ceiling ratios,
   (e) worker RSS and start-up time, and a 12 MP photo through /predict at low load,
-  (f) batching across requests in process, for several BATCH_MAX_SIZE / DELAY.
+  (f) batching across requests in process, for several BATCH_MAX_SIZE / DELAY,
+  (g) the class activation maps' extra time per image (with and without them).
+
 The served app runs with the defaults and as before issue 15
 (OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1), and with int8 when a model exists.
 
-Usage: python -m bench.bench [--image PATH] [--duration 60] [--layouts]
+Usage: python -m bench.bench [--image PATH] [--duration 60] [--layouts] [--only-cam]
 Everything runs on this machine; the server listens on 127.0.0.1 only.
 """
 
@@ -334,6 +336,110 @@ def parallel_ceiling(
                 child.kill()
 
 
+# Class activation maps: the served model with and without its second output
+# (the last conv block), interleaved in one process so that the machine's drift
+# hits both alike. "with" includes top-5 and the maps (numpy), as classify does.
+CAM_SCRIPT = """
+import json, sys, time
+import numpy as np
+from app.inference import OpenVINORuntime, parse_weights
+from app.inference.cam import activation_maps
+from app.inference.images import decode_image, preprocess_batch
+cache, path, precision = sys.argv[1], sys.argv[2], sys.argv[5]
+threads, rounds = int(sys.argv[3]), int(sys.argv[4])
+spec = parse_weights("random")
+runtimes = {
+    name: OpenVINORuntime(spec, cache, threads=threads, precision=precision,
+                          features=name == "with")
+    for name in ("without", "with")
+}
+for runtime in runtimes.values():
+    runtime.load()
+photo = preprocess_batch([decode_image(open(path, "rb").read(), max_pixels=10**9)])
+x = np.concatenate([photo] * 4)
+def top5(p):
+    return np.argsort(p, axis=1)[:, ::-1][:, :5]
+def without(b):
+    top5(runtimes["without"](x[:b]))
+def with_maps(b):
+    r = runtimes["with"]
+    p, f = r.forward(x[:b])
+    activation_maps(f, r.class_weights, top5(p))
+_, features = runtimes["with"].forward(x)
+ids = np.tile(np.arange(5), (4, 1))
+def maps_only(b):
+    activation_maps(features[:b], runtimes["with"].class_weights, ids[:b])
+steps = {(name, b): (step, b) for b in (1, 4)
+         for name, step in (("without", without), ("with", with_maps),
+                            ("maps", maps_only))}
+for step, b in steps.values():
+    step(b)
+times = {key: [] for key in steps}
+for _ in range(rounds):
+    for key, (step, b) in steps.items():
+        t = time.perf_counter(); step(b); times[key].append(time.perf_counter() - t)
+def median(values):
+    return 1000 * sorted(values)[len(values) // 2]
+ms = {f"{name}:{b}": median(t) for (name, b), t in times.items()}
+# Paired: each round's with - without, so that drift between rounds cancels.
+for b in (1, 4):
+    pairs = zip(times[("with", b)], times[("without", b)])
+    ms[f"extra:{b}"] = median([w - wo for w, wo in pairs])
+print(json.dumps({"ran": runtimes["with"].variant, "ms": ms}))
+"""
+
+
+def cam_cost(cache: Path, image: Path, rounds: int = 100) -> dict:
+    """Median ms per call with and without the maps' second output, batch 1
+    and 4, at the served precision (OPENVINO_PRECISION, default auto)."""
+    from app.inference import DEFAULT_PRECISION
+
+    precision = os.environ.get("OPENVINO_PRECISION") or DEFAULT_PRECISION
+    result = subprocess.run(
+        [sys.executable, "-c", CAM_SCRIPT, str(cache), str(image)]
+        + [str(CORES), str(rounds), precision],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-1500:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_cam_cost(cache: Path, image: Path) -> None:
+    section(
+        '(g) Class activation maps ("Why?"): extra time per image, served '
+        f"precision, {CORES} threads, with and without the second output "
+        "interleaved (median of 100 rounds)"
+    )
+    try:
+        cost = cam_cost(cache, image)
+    except RuntimeError as exc:  # informational: never stop the bench
+        print(f"(the maps could not be measured: {exc})")
+        return
+    ms = cost["ms"]
+    rows = []
+    for b in (1, 4):
+        without, with_maps, maps = ms[f"without:{b}"], ms[f"with:{b}"], ms[f"maps:{b}"]
+        rows.append(
+            [
+                b,
+                cost["ran"],
+                f"{without:.1f}",
+                f"{with_maps:.1f}",
+                f"{ms[f'extra:{b}'] / b:+.2f}",
+                f"{maps / b:.3f}",
+            ]
+        )
+    headers = ["batch", "ran as", "without ms", "with maps ms"]
+    headers += ["extra ms per image (median of paired rounds)"]
+    headers += ["maps alone ms per image"]
+    print(table(headers, rows))
+
+
 # --------------------------------------------------------------------------
 # (b) preprocessing, naive vs ours
 
@@ -526,6 +632,11 @@ def main() -> int:
         "--skip-served", action="store_true", help="only the in-process measurements"
     )
     parser.add_argument(
+        "--only-cam",
+        action="store_true",
+        help="only (g): the class activation maps' extra time per image",
+    )
+    parser.add_argument(
         "--skip-precisions",
         action="store_true",
         help="no f32/bf16/int8 table (it quantizes the model once if needed)",
@@ -549,6 +660,10 @@ def main() -> int:
         f"{CORES} cores, Python {platform.python_version()}; image {name} "
         f"({len(data) / 1024:.0f} KiB); random weights."
     )
+
+    if args.only_cam:
+        print_cam_cost(cache, image_path)
+        return 0
 
     section("(a) Raw model ceiling, in process, all cores")
     backends = ["tensorflow"] + (["openvino"] if openvino_available() else [])
@@ -710,6 +825,9 @@ def main() -> int:
                 rows,
             )
         )
+
+    if "openvino" in backends:
+        print_cam_cost(cache, image_path)
 
     if args.skip_served:
         return 0
