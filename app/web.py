@@ -23,6 +23,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
+from . import explanations
 from . import feedback
 from . import ratelimits
 from .batches import recent_batches
@@ -80,6 +81,12 @@ MAX_BULK_DELETE = 1000
 
 # A history page shows many thumbnails; this long a browser may reuse them.
 THUMBNAIL_MAX_AGE_S = 300
+
+
+@bp.app_template_global()
+def why_maps(prediction: Prediction) -> list[dict]:
+    """The "Why?" overlay's maps of a prediction: label, score, grid, words."""
+    return explanations.page_maps(prediction.top_k, prediction.explanation)
 
 
 def current_min_confidence() -> float:
