@@ -211,6 +211,26 @@ def test_prediction_resources_match_the_schema(client, token):
     )
 
 
+def test_explained_responses_match_the_schema(client, token):
+    body = check(
+        client.post(
+            "/predict?explain=true",
+            headers=bearer(token),
+            **multipart(("e.jpg", make_image_bytes("JPEG", color=(90, 60, 3)))),
+        ),
+        "/predict",
+        "POST",
+    )
+    result = body["results"][0]
+    assert result["explanation"]["size"] == [7, 7]
+    item = "/api/predictions/{prediction_id}"
+    url = f"/api/predictions/{result['id']}"
+    one = check(client.get(url + "?explain=1", headers=bearer(token)), item, "GET")
+    assert one["explanation"] == result["explanation"]
+    refused = client.get(url + "?explain=yes", headers=bearer(token))
+    assert check(refused, item, "GET")["error"]["code"] == "invalid_explain"
+
+
 def test_health_and_system_match_the_schema(client, token, app):
     check(client.get("/healthz"), "/healthz", "GET")
     check(client.get("/readyz"), "/readyz", "GET")
