@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import subprocess
 
+import numpy as np
 import pytest
 
 from app.inference import OpenVINORuntime
@@ -16,6 +17,7 @@ from app.inference import native_precision
 from app.inference import openvino_runtime
 from app.inference import parse_weights
 from app.inference import require_quantized
+from app.inference.images import preprocess
 from app.inference.openvino_runtime import converted_model_path
 from app.inference.quantize import calibration_id
 from app.model_service import model_service
@@ -125,6 +127,14 @@ def test_quantize_model_from_a_folder_is_cached_and_served(
     runtime.load()
     assert runtime.precision == "int8"
     assert runtime.variant.startswith(f"openvino-int8-{calibration}-")
+    # The maps: the int8 model's last conv block, the f32 IR's dense layer;
+    # together they give the int8 softmax within int8's error.
+    batch = np.stack([preprocess(np.asarray(gradient_image((224, 224))))])
+    probabilities, features = runtime.forward(batch)
+    assert features.shape == (1, 7, 7, 2048)
+    logits = features.mean(axis=(1, 2)) @ runtime.class_weights + runtime.class_bias
+    shifted = np.exp(logits - logits.max())
+    np.testing.assert_allclose(shifted / shifted.sum(), probabilities, atol=0.05)
 
     compared = runner.invoke(args=["compare-precision", str(photos_dir)])
     assert compared.exit_code == 0, compared.output
