@@ -274,3 +274,26 @@ def test_a_bad_explain_is_a_400_invalid_explain(client, token, value):
     response = client.get(f"/api/predictions/1?explain={value}", headers=bearer(token))
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_explain"
+
+
+# bf16 (the served default where the CPU has it): the network's own dense layer
+# runs in bf16, the maps in f32 from bf16 features.
+BF16_RELATIVE = 2e-2
+
+
+def test_the_identity_holds_at_bf16_within_its_tolerance(model_cache_dir):
+    model = load(model_cache_dir, "bf16")
+    if model.info.precision != "bf16":
+        pytest.skip("this CPU has no native bf16")
+    result = model.classify(images(model, 3), top_k=5)
+    for predictions, maps in zip(result.predictions, result.maps, strict=True):
+        bias = model.runtime.class_bias
+        logits = np.array(
+            [
+                m.mean() + bias[p.class_id]
+                for p, m in zip(predictions, maps, strict=True)
+            ]
+        )
+        offsets = logits - np.log([p.score for p in predictions])
+        scale = max(1.0, float(np.abs(logits).max()))
+        assert np.ptp(offsets) <= BF16_RELATIVE * scale, (logits, offsets)
