@@ -13,7 +13,7 @@ import numpy as np
 from .inference.cam import MAP_SIZE
 from .inference.cam import normalise
 
-# Three decimals: finer than any colour step, and ~1.3 KB per row for 5 labels.
+# Three decimals: finer than any colour step, and ~1.8 KB per row for 5 labels.
 DECIMALS = 3
 # Cells at or above this share of the map's maximum count as "where it looked".
 STRONG = 0.5
