@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.auth.passwords import verify_password
 from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
-from app.passwords import verify_password
 from tests.conftest import PASSWORD
 from tests.conftest import AuthActions
 from tests.conftest import bearer

@@ -10,8 +10,8 @@ from flask import g
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .metrics import address_in
-from .metrics import parse_networks
+from app.plumbing.metrics import address_in
+from app.plumbing.metrics import parse_networks
 
 # Our pages need no inline script or style; previews are blob: URLs.
 CONTENT_SECURITY_POLICY = "; ".join(

@@ -17,7 +17,7 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template_string
 
-from . import __version__
+from app import __version__
 
 bp = Blueprint("docs", __name__)
 
