@@ -574,7 +574,7 @@ def check_stored_results(server: LiveServer, response: RawResponse, case: Case):
         assert not any(ch in name for ch in "/\\\x00\r\n") and len(name) <= 255
         assert len(result["predictions"]) == 5
         thumb = requests.get(
-            f"{server.url}/predictions/{result['id']}/thumbnail.jpg",
+            f"{server.url}/api/predictions/{result['id']}/thumbnail.jpg",
             headers=server.headers,
             timeout=10,
         )

@@ -481,6 +481,24 @@ PATHS: dict[str, dict] = {
             },
         },
     },
+    "/api/predictions/{prediction_id}/thumbnail.jpg": {
+        "get": {
+            "operationId": "getThumbnail",
+            "summary": "The stored thumbnail of one prediction",
+            "parameters": [PREDICTION_ID],
+            "responses": {
+                "200": {
+                    "description": "A JPEG re-encoded from the upload, at most 256 "
+                    "px on its longer side.",
+                    "content": {
+                        "image/jpeg": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                "401": UNAUTHORIZED,
+                "404": NOT_FOUND,
+            },
+        }
+    },
     "/api/predictions/{prediction_id}/feedback": {
         "put": {
             "operationId": "putFeedback",

@@ -18,6 +18,8 @@ from app.model_service import model_service
 from app.plumbing import ratelimits
 from app.plumbing.database import schema_problem
 from app.plumbing.database import write_problem
+from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
+from app.plumbing.http_security import jpeg_response
 from app.plumbing.params import MAX_ID
 from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_int
@@ -124,6 +126,15 @@ def get_prediction(prediction_id: int):
     if prediction is None:
         return _not_found()
     return jsonify(prediction.as_dict())
+
+
+@bp.route("/api/predictions/<id:prediction_id>/thumbnail.jpg")
+def get_thumbnail(prediction_id: int):
+    """The stored thumbnail of one prediction (a JPEG, at most 256 px)."""
+    prediction = owned_prediction(current_user, prediction_id)
+    if prediction is None:
+        return _not_found()
+    return jpeg_response(prediction.thumbnail, THUMBNAIL_CACHE_CONTROL)
 
 
 @bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])

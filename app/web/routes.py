@@ -44,6 +44,8 @@ from app.models import User
 from app.models import UserSession
 from app.models import utcnow
 from app.plumbing import ratelimits
+from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
+from app.plumbing.http_security import jpeg_response
 from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_id_list
 from app.plumbing.params import parse_page
@@ -77,9 +79,6 @@ DEFAULT_MIN_CONFIDENCE = 0.2
 MIN_CONFIDENCE_KEY = "min_confidence"
 # The history page shows at most 100 rows; a bulk delete names no more.
 MAX_BULK_DELETE = 1000
-
-# A history page shows many thumbnails; this long a browser may reuse them.
-THUMBNAIL_MAX_AGE_S = 300
 
 
 def current_min_confidence() -> float:
@@ -203,15 +202,7 @@ def thumbnail(prediction_id: int) -> ResponseReturnValue:
     """The stored thumbnail (owner only)."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
     # The browser may keep it briefly, never a shared cache; sign-out clears it.
-    return _jpeg(prediction.thumbnail, f"private, max-age={THUMBNAIL_MAX_AGE_S}")
-
-
-def _jpeg(data: bytes, cache_control: str) -> Response:
-    response = make_response(data)
-    response.headers["Content-Type"] = "image/jpeg"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = cache_control
-    return response
+    return jpeg_response(prediction.thumbnail, THUMBNAIL_CACHE_CONTROL)
 
 
 @bp.route(PREDICTION + "/delete", methods=["POST"])
@@ -402,7 +393,7 @@ def shared(token: str) -> ResponseReturnValue:
 def shared_thumbnail(token: str) -> ResponseReturnValue:
     """The thumbnail of a shared result."""
     prediction = shared_prediction(token, thumbnail=True) or abort(404)
-    return _public(_jpeg(prediction.thumbnail, "no-store"))
+    return _public(jpeg_response(prediction.thumbnail, "no-store"))
 
 
 # --------------------------------------------------------------------------
