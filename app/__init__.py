@@ -9,21 +9,21 @@ from pathlib import Path
 
 from flask import Flask
 
-from .body_deadline import BodyDeadline
-from .config import Config
-from .config import check_settings
-from .config import config_from_env
-from .connections import CloseAfterUnreadBody
-from .extensions import db
-from .extensions import migrate
-from .http_security import trust_proxies
-from .inference import InferenceError
-from .metrics import MetricsEndpoint
-from .model_service import ModelService
-from .model_service import model_service
-from .params import IdConverter
-from .uploads import ReadBodyAtOnce
-from .uploads import UploadRequest
+from app.config import Config
+from app.config import check_settings
+from app.config import config_from_env
+from app.extensions import db
+from app.extensions import migrate
+from app.inference import InferenceError
+from app.model_service import ModelService
+from app.model_service import model_service
+from app.plumbing.body_deadline import BodyDeadline
+from app.plumbing.connections import CloseAfterUnreadBody
+from app.plumbing.http_security import trust_proxies
+from app.plumbing.metrics import MetricsEndpoint
+from app.plumbing.params import IdConverter
+from app.plumbing.uploads import ReadBodyAtOnce
+from app.plumbing.uploads import UploadRequest
 
 __version__ = "0.1.0"
 
@@ -105,11 +105,11 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database
-    from . import http_security
-    from . import overload
-    from . import ratelimits
-    from . import security
+    from app.auth import security
+    from app.plumbing import database
+    from app.plumbing import http_security
+    from app.plumbing import overload
+    from app.plumbing import ratelimits
 
     db.init_app(app)
     database.init_app(app)
@@ -127,20 +127,20 @@ def register_extensions(app: Flask) -> None:
 def register_observability(app: Flask) -> None:
     """Request ids, JSON request log and metrics. First, so that their hooks see
     every request, including those refused by authentication or rate limits."""
-    from . import metrics
-    from . import request_log
+    from app.plumbing import metrics
+    from app.plumbing import request_log
 
     request_log.init_app(app)
     metrics.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import admin
-    from . import api
-    from . import auth
-    from . import batches
-    from . import openapi
-    from . import web
+    from app.api import openapi
+    from app.api import routes as api
+    from app.auth import routes as auth
+    from app.web import admin
+    from app.web import batches
+    from app.web import routes as web
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(web.bp)
@@ -151,7 +151,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from .errors import register_errorhandlers as register
+    from app.errors import register_errorhandlers as register
 
     register(app)
 
@@ -167,6 +167,6 @@ def register_template_context(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .cli import register_commands as register
+    from app.cli import register_commands as register
 
     register(app)

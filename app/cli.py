@@ -10,19 +10,19 @@ from flask import Flask
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .extensions import db
-from .forms import USERNAME_PATTERN
-from .forms import normalize_username
-from .history import purge_all_expired
-from .inference import WeightsUnavailable
-from .inference import compare_precisions
-from .inference import ensure_weights
-from .inference import parse_weights
-from .inference import quantize_model
-from .models import ApiToken
-from .models import Prediction
-from .models import User
-from .passwords import hash_password
+from app.auth.passwords import hash_password
+from app.extensions import db
+from app.forms import USERNAME_PATTERN
+from app.forms import normalize_username
+from app.inference import WeightsUnavailable
+from app.inference import compare_precisions
+from app.inference import ensure_weights
+from app.inference import parse_weights
+from app.inference import quantize_model
+from app.models import ApiToken
+from app.models import Prediction
+from app.models import User
+from app.services.history import purge_all_expired
 
 
 def register_commands(app: Flask) -> None:
@@ -146,7 +146,7 @@ def _recent_thumbnails(count: int) -> list[bytes]:
 
 
 def _model_cache_dir() -> Path:
-    from .inference import default_model_cache_dir
+    from app.inference import default_model_cache_dir
 
     return Path(current_app.config["MODEL_CACHE_DIR"] or default_model_cache_dir())
 

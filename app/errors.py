@@ -15,17 +15,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from .database import NO_SCHEMA
-from .database import is_missing_schema
-from .extensions import db
-from .inference import ImageTooLarge
-from .inference import InferenceError
-from .inference import InvalidImage
-from .inference import ModelUnavailable
-from .inference import UnsupportedFormat
-from .params import BadParameter
-from .predictions import ImageRejected
-from .uploads import UploadError
+from app.extensions import db
+from app.inference import ImageTooLarge
+from app.inference import InferenceError
+from app.inference import InvalidImage
+from app.inference import ModelUnavailable
+from app.inference import UnsupportedFormat
+from app.plumbing.database import NO_SCHEMA
+from app.plumbing.database import is_missing_schema
+from app.plumbing.params import BadParameter
+from app.plumbing.uploads import UploadError
+from app.services.predictions import ImageRejected
 
 log = logging.getLogger(__name__)
 

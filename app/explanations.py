@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inference.cam import MAP_SIZE
-from .inference.cam import normalise
+from app.inference.cam import MAP_SIZE
+from app.inference.cam import normalise
 
 # Three decimals: finer than any colour step, and ~1.8 KB per row for 5 labels.
 DECIMALS = 3

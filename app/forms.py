@@ -28,22 +28,22 @@ from wtforms.validators import NumberRange
 from wtforms.validators import Optional
 from wtforms.validators import ValidationError
 
-from .extensions import db
-from .history import DEFAULT_SORT
-from .history import RETENTION_CHOICES
-from .history import REVIEWS
-from .history import SORTS
-from .history import retention_label
-from .models import User
-from .params import MAX_ID
-from .params import is_ascii_integer
-from .passwords import password_problem
+from app.auth.passwords import password_problem
+from app.extensions import db
+from app.models import User
+from app.plumbing.params import MAX_ID
+from app.plumbing.params import is_ascii_integer
+from app.services.history import DEFAULT_SORT
+from app.services.history import RETENTION_CHOICES
+from app.services.history import REVIEWS
+from app.services.history import SORTS
+from app.services.history import retention_label
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
 
 
 class WholeNumberField(IntegerField):
-    """An IntegerField that takes ASCII digits only (see app/params.py):
+    """An IntegerField that takes ASCII digits only (see app/plumbing/params.py):
     WTForms' int() also takes "１２", " 7 " and "1_0"."""
 
     def process_formdata(self, valuelist: list) -> None:

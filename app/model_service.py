@@ -8,9 +8,9 @@ import threading
 from flask import Flask
 from flask import current_app
 
-from .inference import Classifier
-from .inference import ModelUnavailable
-from .inference import build_classifier
+from app.inference import Classifier
+from app.inference import ModelUnavailable
+from app.inference import build_classifier
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class ModelService:
 
 def _observed(classifier: Classifier) -> Classifier:
     """Count each network batch in the metrics (size, inference time)."""
-    from .metrics import observe_batch  # metrics imports this module
+    from app.plumbing.metrics import observe_batch  # metrics imports this module
 
     classifier.on_batch = observe_batch(classifier.runtime.name)
     return classifier

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
 
-from . import explanations
-from .extensions import db
+from app import explanations
+from app.extensions import db
 
 
 def utcnow() -> datetime:
@@ -201,7 +201,7 @@ class Prediction(db.Model):
     )
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     # The person's verdict: True (right), False (corrected to feedback_label),
-    # None (not reviewed). See app/feedback.py.
+    # None (not reviewed). See app/services/feedback.py.
     feedback_correct: so.Mapped[bool | None] = so.mapped_column(sa.Boolean)
     feedback_label: so.Mapped[str | None] = so.mapped_column(
         sa.String(MAX_FEEDBACK_LABEL)

@@ -130,6 +130,21 @@ class LiveServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    def browser(self) -> requests.Session:
+        """A session signed in as the server's user through the sign-in form,
+        as a browser is (pages do not take the API token)."""
+        session = requests.Session()
+        page = session.get(self.url + "/login", timeout=30).text
+        csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        response = session.post(
+            self.url + "/login",
+            data={"username": self.username, "password": PASSWORD, "csrf_token": csrf},
+            timeout=30,
+        )
+        if response.status_code != 200 or "/login" in response.url:
+            raise RuntimeError(f"sign-in failed: {response.status_code}")
+        return session
+
     def workers(self) -> list[int]:
         """The master's current worker pids."""
         return children(self.pid)

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.admin import histogram_quantile
-from app.admin import percentile
 from app.extensions import db
 from app.models import Prediction
 from app.models import User
 from app.models import utcnow
+from app.web.admin import histogram_quantile
+from app.web.admin import percentile
 from tests.conftest import PASSWORD
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes

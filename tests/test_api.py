@@ -317,7 +317,7 @@ def test_other_users_predictions_are_404(client, token, app):
         "id"
     ]
     with app.app_context():
-        from app.passwords import hash_password
+        from app.auth.passwords import hash_password
 
         bob = User(username="bob", password_hash=hash_password("bobs password"))
         db.session.add(bob)
@@ -519,7 +519,7 @@ def test_chunked_raw_body_over_the_limit_is_413(client, token, app):
 
 
 def test_whole_body_reads_the_server_once_and_serves_every_byte():
-    from app.uploads import WholeBody
+    from app.plumbing.uploads import WholeBody
 
     body = bytes(range(256)) * 1000 + b"\nlast line\n"
     server = CountingStream(body)

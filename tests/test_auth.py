@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from app.auth.security import safe_next_url
 from app.extensions import db
 from app.models import User
-from app.security import safe_next_url
 from tests.conftest import PASSWORD
 from tests.conftest import csrf_token_from
 

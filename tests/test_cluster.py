@@ -356,7 +356,7 @@ def test_a_result_cached_by_one_instance_is_a_hit_on_the_others(cluster):
         assert again["predictions"] == created["predictions"]
         # The thumbnail stored by the first instance is served by this one.
         thumb = requests.get(
-            f"{server.url}/predictions/{created['id']}/thumbnail.jpg",
+            f"{server.url}/api/predictions/{created['id']}/thumbnail.jpg",
             headers=headers,
             timeout=10,
         )

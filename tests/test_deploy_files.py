@@ -21,8 +21,8 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from app import __version__
-from app import metrics
 from app.config import Config
+from app.plumbing import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -532,7 +532,7 @@ def test_migration_job_runs_flask_db_upgrade(manifests):
 
 
 def sample_names() -> set[str]:
-    """Every sample name app/metrics.py can expose."""
+    """Every sample name app/plumbing/metrics.py can expose."""
     suffixes = {
         "counter": ["_total"],
         "gauge": [""],

@@ -14,8 +14,8 @@ from app.explanations import region
 from app.inference import build_classifier
 from app.inference.cam import activation_maps
 from app.inference.cam import normalise
-from app.params import BadParameter
-from app.params import parse_bool
+from app.plumbing.params import BadParameter
+from app.plumbing.params import parse_bool
 from tests.conftest import bearer
 from tests.test_batching import load
 from tests.test_batching import photo

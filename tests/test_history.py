@@ -420,7 +420,7 @@ def test_expired_predictions_are_deleted_with_the_next_upload(
 
 
 def test_expired_shared_prediction_is_gone(client, signed_in, app):
-    from app.sharing import share
+    from app.services.sharing import share
 
     alice = user_id(app)
     old = add_prediction(

@@ -574,7 +574,7 @@ def check_stored_results(server: LiveServer, response: RawResponse, case: Case):
         assert not any(ch in name for ch in "/\\\x00\r\n") and len(name) <= 255
         assert len(result["predictions"]) == 5
         thumb = requests.get(
-            f"{server.url}/predictions/{result['id']}/thumbnail.jpg",
+            f"{server.url}/api/predictions/{result['id']}/thumbnail.jpg",
             headers=server.headers,
             timeout=10,
         )
@@ -583,10 +583,8 @@ def check_stored_results(server: LiveServer, response: RawResponse, case: Case):
         assert thumb.headers["X-Content-Type-Options"] == "nosniff"
         assert thumb.content.startswith(b"\xff\xd8") and XSS_MARK not in thumb.content
         assert Image.open(io.BytesIO(thumb.content)).format == "JPEG"
-        page = requests.get(
-            f"{server.url}/predictions/{result['id']}",
-            headers=server.headers,
-            timeout=10,
+        page = server.browser().get(
+            f"{server.url}/predictions/{result['id']}", timeout=10
         )
         assert page.status_code == 200
         assert XSS_MARK.decode() not in page.text

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.openapi import flask_path
-from app.openapi import openapi_spec
+from app.api.openapi import flask_path
+from app.api.openapi import openapi_spec
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
 
@@ -43,7 +43,7 @@ def documented_routes() -> set[tuple[str, str]]:
 def test_every_api_route_is_documented_and_nothing_else(app):
     code = api_routes(app)
     documented = documented_routes()
-    assert code - documented == set(), "routes missing from app/openapi.py"
+    assert code - documented == set(), "routes missing from app/api/openapi.py"
     assert documented - code == set(), "documented routes that do not exist"
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.auth.passwords import verify_password
 from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
-from app.passwords import verify_password
 from tests.conftest import PASSWORD
 from tests.conftest import AuthActions
 from tests.conftest import bearer
@@ -84,6 +84,14 @@ def test_a_token_opens_no_result_page_under_predictions(app, token, image_bytes)
         assert response.get_json()["error"]["code"] == "token_not_accepted"
     with app.app_context():
         assert db.session.get(Prediction, prediction_id).share_token is None
+    # The API has the thumbnail for token clients.
+    thumbnail = client.get(
+        f"/api/predictions/{prediction_id}/thumbnail.jpg", headers=bearer(token)
+    )
+    assert thumbnail.status_code == 200
+    assert thumbnail.mimetype == "image/jpeg"
+    assert thumbnail.data.startswith(b"\xff\xd8")
+    assert thumbnail.headers["Cache-Control"] == "private, max-age=300"
     # A browser asking for a missing result page gets a page, not JSON.
     page = client.get("/predictions/999999", headers={"Accept": "text/html"})
     assert page.status_code in (302, 404)

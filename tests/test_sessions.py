@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.auth.passwords import common_passwords
+from app.auth.passwords import verify_password
 from app.extensions import db
 from app.models import UserSession
-from app.passwords import common_passwords
-from app.passwords import verify_password
 from tests.conftest import PASSWORD
 from tests.conftest import AuthActions
 from tests.conftest import csrf_token_from

@@ -26,11 +26,11 @@ from flask import current_app
 from flask import g
 from flask import request
 
-from .metrics import address_in
-from .metrics import method_label
-from .metrics import parse_networks
-from .metrics import peer_address
-from .metrics import route_label
+from app.plumbing.metrics import address_in
+from app.plumbing.metrics import method_label
+from app.plumbing.metrics import parse_networks
+from app.plumbing.metrics import peer_address
+from app.plumbing.metrics import route_label
 
 LOGGER_NAME = "snapclass.request"
 HEADER = "X-Request-ID"

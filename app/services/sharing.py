@@ -8,9 +8,9 @@ import secrets
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from .extensions import db
-from .history import is_expired
-from .models import Prediction
+from app.extensions import db
+from app.models import Prediction
+from app.services.history import is_expired
 
 # secrets.token_urlsafe(32): 43 characters from the URL-safe base64 alphabet.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")

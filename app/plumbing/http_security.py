@@ -7,11 +7,12 @@ from flask import Flask
 from flask import Response
 from flask import current_app
 from flask import g
+from flask import make_response
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .metrics import address_in
-from .metrics import parse_networks
+from app.plumbing.metrics import address_in
+from app.plumbing.metrics import parse_networks
 
 # Our pages need no inline script or style; previews are blob: URLs.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -62,6 +63,20 @@ def add_security_headers(response: Response) -> Response:
             "Strict-Transport-Security",
             f"max-age={current_app.config['HSTS_SECONDS']}; includeSubDomains",
         )
+    return response
+
+
+# A history page shows many thumbnails: the browser may reuse them this long,
+# never a shared cache; sign-out clears them (Clear-Site-Data).
+THUMBNAIL_CACHE_CONTROL = "private, max-age=300"
+
+
+def jpeg_response(data: bytes, cache_control: str) -> Response:
+    """A stored JPEG (a thumbnail), never sniffed as anything else."""
+    response = make_response(data)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = cache_control
     return response
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 
-from .extensions import db
+from app.extensions import db
 
 NO_SCHEMA = "the database has no schema: run `flask db upgrade`"
 # Tables every request path needs; created by the first migration.

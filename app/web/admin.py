@@ -19,11 +19,11 @@ from flask import make_response
 from flask import render_template
 from flask_login import current_user
 
-from . import feedback
-from .extensions import db
-from .metrics import collect_samples
-from .models import Prediction
-from .models import utcnow
+from app.extensions import db
+from app.models import Prediction
+from app.models import utcnow
+from app.plumbing.metrics import collect_samples
+from app.services import feedback
 
 bp = Blueprint("admin", __name__)
 

@@ -33,8 +33,8 @@ from prometheus_client import generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .inference import InferenceError
-from .model_service import EXTENSION_KEY
+from app.inference import InferenceError
+from app.model_service import EXTENSION_KEY
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
@@ -238,7 +238,7 @@ def set_model_info(app: Flask) -> None:
 def observe_classification(outcome) -> None:
     """Count one classified request: cache hits/misses and queue wait.
 
-    ``outcome`` is the ``ClassifyOutcome`` of ``app.predictions``; views call
+    ``outcome`` is the ``ClassifyOutcome`` of ``app.services.predictions``; views call
     this right after ``classify_and_store``, and the request log reads the same
     outcome from ``g``. Batches are counted where they run (``observe_batch``).
     """

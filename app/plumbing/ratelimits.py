@@ -17,7 +17,7 @@ from flask import request
 from flask_limiter import RequestLimit
 from flask_login import current_user
 
-from .extensions import limiter
+from app.extensions import limiter
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from flask import Request
 from flask import current_app
 
-from . import metrics
-from .batches import batch_for_upload
-from .model_service import model_service
-from .models import User
-from .params import parse_bool
-from .params import parse_decimal
-from .params import parse_int
-from .predictions import ClassifyOutcome
-from .predictions import classify_and_store
-from .uploads import read_uploads
+from app.model_service import model_service
+from app.models import User
+from app.plumbing import metrics
+from app.plumbing.params import parse_bool
+from app.plumbing.params import parse_decimal
+from app.plumbing.params import parse_int
+from app.plumbing.uploads import read_uploads
+from app.services.batches import batch_for_upload
+from app.services.predictions import ClassifyOutcome
+from app.services.predictions import classify_and_store
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The upload page's script creates the batch (``POST /api/batches``), then sends
 the photos to ``/predict`` in requests of MAX_FILES_PER_REQUEST, each with the
 batch's id. A user only ever adds to, sees or deletes their own batches:
-another user's batch id is a 404, like a missing one.
+another user's batch id is a 404, like a missing one. The pages are in
+app/web/batches.py.
 """
 
 from __future__ import annotations
@@ -11,31 +12,17 @@ from __future__ import annotations
 import unicodedata
 
 import sqlalchemy as sa
-from flask import Blueprint
-from flask import abort
-from flask import flash
-from flask import redirect
-from flask import render_template
-from flask import url_for
-from flask.typing import ResponseReturnValue
-from flask_login import current_user
-from flask_login import login_required
 
-from .extensions import db
-from .feedback import label_choices
-from .forms import ConfirmForm
-from .history import HistoryFilters
-from .history import within_retention
-from .models import MAX_BATCH_NAME
-from .models import Batch
-from .models import Prediction
-from .models import User
-from .models import utcnow
-from .params import MAX_ID
-from .params import BadParameter
-from .params import parse_int
-
-bp = Blueprint("batches", __name__)
+from app.extensions import db
+from app.models import MAX_BATCH_NAME
+from app.models import Batch
+from app.models import Prediction
+from app.models import User
+from app.models import utcnow
+from app.plumbing.params import MAX_ID
+from app.plumbing.params import BadParameter
+from app.plumbing.params import parse_int
+from app.services.history import within_retention
 
 # The batch page shows this many photos; the exports have them all.
 PAGE_LIMIT = 500
@@ -143,46 +130,3 @@ def delete_batch(user: User, batch: Batch) -> int:
     db.session.delete(batch)
     db.session.commit()
     return result.rowcount
-
-
-# --------------------------------------------------------------------------
-# Pages
-
-
-@bp.route("/batches/<id:batch_id>")
-@login_required
-def show(batch_id: int) -> ResponseReturnValue:
-    """One batch: label counts, the photos ("not sure" first), export, delete."""
-    from .web import current_min_confidence  # web imports this module
-
-    batch = owned_batch(current_user, batch_id) or abort(404)
-    min_confidence = current_min_confidence()
-    rows = batch_rows(current_user, batch, min_confidence)
-    counts = label_counts(current_user, batch)
-    return render_template(
-        "batches/show.html",
-        batch=batch,
-        rows=rows,
-        counts=counts,
-        total=sum(n for _, n in counts),
-        unsure=sum(1 for row in rows if row.top_score < min_confidence),
-        min_confidence=min_confidence,
-        export_args=HistoryFilters(batch=batch.id).args(),
-        delete_form=ConfirmForm(),
-        page_limit=PAGE_LIMIT,
-        label_choices=label_choices(),
-    )
-
-
-@bp.route("/batches/<id:batch_id>/delete", methods=["POST"])
-@login_required
-def delete(batch_id: int) -> ResponseReturnValue:
-    """Delete a batch and every photo in it."""
-    batch = owned_batch(current_user, batch_id) or abort(404)
-    name = batch.name
-    deleted = delete_batch(current_user, batch)
-    flash(
-        f"Deleted batch '{name}' and its {deleted} photo{'' if deleted == 1 else 's'}.",
-        "info",
-    )
-    return redirect(url_for("web.history"))

@@ -17,10 +17,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from .extensions import db
-from .models import Prediction
-from .models import User
-from .models import utcnow
+from app.extensions import db
+from app.models import Prediction
+from app.models import User
+from app.models import utcnow
 
 # Sort keys offered on the history page: key -> (label, ORDER BY columns).
 SORTS: dict[str, tuple[str, tuple]] = {

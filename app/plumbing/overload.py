@@ -25,7 +25,7 @@ from flask import g
 from flask import request
 from flask_login import current_user
 
-from .inference import InferenceError
+from app.inference import InferenceError
 
 EXTENSION_KEY = "snapclass.admission"
 ANONYMOUS_KEY = "snapclass.anonymous_bodies"

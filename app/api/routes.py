@@ -10,27 +10,29 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
-from . import feedback
-from . import ratelimits
-from .batches import create_batch
-from .classification import classify_params
-from .classification import classify_request
-from .database import schema_problem
-from .database import write_problem
-from .errors import error_response
-from .extensions import db
-from .extensions import limiter
-from .model_service import model_service
-from .params import MAX_ID
-from .params import BadParameter
-from .params import parse_bool
-from .params import parse_int
-from .params import parse_page
-from .predictions import history_query
-from .predictions import owned_prediction
-from .predictions import server_timing_header
-from .security import PROBE_ENDPOINTS
-from .system import system_info
+from app.auth.security import PROBE_ENDPOINTS
+from app.errors import error_response
+from app.extensions import db
+from app.extensions import limiter
+from app.model_service import model_service
+from app.plumbing import ratelimits
+from app.plumbing.database import schema_problem
+from app.plumbing.database import write_problem
+from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
+from app.plumbing.http_security import jpeg_response
+from app.plumbing.params import MAX_ID
+from app.plumbing.params import BadParameter
+from app.plumbing.params import parse_bool
+from app.plumbing.params import parse_int
+from app.plumbing.params import parse_page
+from app.plumbing.system import system_info
+from app.services import feedback
+from app.services.batches import create_batch
+from app.services.classification import classify_params
+from app.services.classification import classify_request
+from app.services.predictions import history_query
+from app.services.predictions import owned_prediction
+from app.services.predictions import server_timing_header
 
 bp = Blueprint("api", __name__)
 
@@ -129,6 +131,15 @@ def get_prediction(prediction_id: int):
     if prediction is None:
         return _not_found()
     return jsonify(prediction.as_dict(explain=explain))
+
+
+@bp.route("/api/predictions/<id:prediction_id>/thumbnail.jpg")
+def get_thumbnail(prediction_id: int):
+    """The stored thumbnail of one prediction (a JPEG, at most 256 px)."""
+    prediction = owned_prediction(current_user, prediction_id)
+    if prediction is None:
+        return _not_found()
+    return jpeg_response(prediction.thumbnail, THUMBNAIL_CACHE_CONTROL)
 
 
 @bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])

@@ -23,52 +23,54 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
-from . import explanations
-from . import feedback
-from . import ratelimits
-from .batches import recent_batches
-from .classification import classify_params
-from .classification import classify_request
-from .errors import error_response
-from .errors import wants_json
-from .extensions import db
-from .forms import ConfidenceForm
-from .forms import ConfirmForm
-from .forms import DeleteAccountForm
-from .forms import HistoryFilterForm
-from .forms import RetentionForm
-from .forms import TokenForm
-from .forms import UploadForm
-from .history import DEFAULT_SORT
-from .history import HistoryFilters
-from .history import csv_export
-from .history import dataset_zip
-from .history import delete_owned
-from .history import filtered_query
-from .history import json_export
-from .history import purge_expired
-from .history import retention_label
-from .models import ApiToken
-from .models import Batch
-from .models import Prediction
-from .models import User
-from .models import UserSession
-from .models import utcnow
-from .params import BadParameter
-from .params import parse_id_list
-from .params import parse_page
-from .passwords import verify_password
-from .predictions import owned_prediction
-from .security import CLEAR_SITE_DATA
-from .security import end_user_session
-from .security import safe_next_url
-from .sharing import share as share_prediction
-from .sharing import shared_prediction
-from .sharing import unshare as unshare_prediction
+from app import explanations
+from app.auth.passwords import verify_password
+from app.auth.security import CLEAR_SITE_DATA
+from app.auth.security import end_user_session
+from app.auth.security import safe_next_url
+from app.errors import error_response
+from app.errors import wants_json
+from app.extensions import db
+from app.forms import ConfidenceForm
+from app.forms import ConfirmForm
+from app.forms import DeleteAccountForm
+from app.forms import HistoryFilterForm
+from app.forms import RetentionForm
+from app.forms import TokenForm
+from app.forms import UploadForm
+from app.models import ApiToken
+from app.models import Batch
+from app.models import Prediction
+from app.models import User
+from app.models import UserSession
+from app.models import utcnow
+from app.plumbing import ratelimits
+from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
+from app.plumbing.http_security import jpeg_response
+from app.plumbing.params import BadParameter
+from app.plumbing.params import parse_id_list
+from app.plumbing.params import parse_page
+from app.services import feedback
+from app.services.batches import recent_batches
+from app.services.classification import classify_params
+from app.services.classification import classify_request
+from app.services.history import DEFAULT_SORT
+from app.services.history import HistoryFilters
+from app.services.history import csv_export
+from app.services.history import dataset_zip
+from app.services.history import delete_owned
+from app.services.history import filtered_query
+from app.services.history import json_export
+from app.services.history import purge_expired
+from app.services.history import retention_label
+from app.services.predictions import owned_prediction
+from app.services.sharing import share as share_prediction
+from app.services.sharing import shared_prediction
+from app.services.sharing import unshare as unshare_prediction
 
 bp = Blueprint("web", __name__)
 
-# <id:...> matches 1 to 2**31-1 in ASCII digits (app/params.py): anything else
+# <id:...> matches 1 to 2**31-1 in ASCII digits (app/plumbing/params.py): anything else
 # is a 404, never a query that overflows the database's 32-bit ids.
 PREDICTION = "/predictions/<id:prediction_id>"
 
@@ -78,9 +80,6 @@ DEFAULT_MIN_CONFIDENCE = 0.2
 MIN_CONFIDENCE_KEY = "min_confidence"
 # The history page shows at most 100 rows; a bulk delete names no more.
 MAX_BULK_DELETE = 1000
-
-# A history page shows many thumbnails; this long a browser may reuse them.
-THUMBNAIL_MAX_AGE_S = 300
 
 
 @bp.app_template_global()
@@ -210,15 +209,7 @@ def thumbnail(prediction_id: int) -> ResponseReturnValue:
     """The stored thumbnail (owner only)."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
     # The browser may keep it briefly, never a shared cache; sign-out clears it.
-    return _jpeg(prediction.thumbnail, f"private, max-age={THUMBNAIL_MAX_AGE_S}")
-
-
-def _jpeg(data: bytes, cache_control: str) -> Response:
-    response = make_response(data)
-    response.headers["Content-Type"] = "image/jpeg"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = cache_control
-    return response
+    return jpeg_response(prediction.thumbnail, THUMBNAIL_CACHE_CONTROL)
 
 
 @bp.route(PREDICTION + "/delete", methods=["POST"])
@@ -409,7 +400,7 @@ def shared(token: str) -> ResponseReturnValue:
 def shared_thumbnail(token: str) -> ResponseReturnValue:
     """The thumbnail of a shared result."""
     prediction = shared_prediction(token, thumbnail=True) or abort(404)
-    return _public(_jpeg(prediction.thumbnail, "no-store"))
+    return _public(jpeg_response(prediction.thumbnail, "no-store"))
 
 
 # --------------------------------------------------------------------------

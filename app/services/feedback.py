@@ -15,13 +15,13 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 
-from .extensions import db
-from .inference import InferenceError
-from .model_service import model_service
-from .models import MAX_FEEDBACK_LABEL
-from .models import Prediction
-from .models import utcnow
-from .params import BadParameter
+from app.extensions import db
+from app.inference import InferenceError
+from app.model_service import model_service
+from app.models import MAX_FEEDBACK_LABEL
+from app.models import Prediction
+from app.models import utcnow
+from app.plumbing.params import BadParameter
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,16 @@ from dataclasses import field
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from . import explanations
-from .extensions import db
-from .history import delete_expired
-from .history import within_retention
-from .inference import Classifier
-from .inference import InferenceError
-from .models import Prediction
-from .models import User
-from .params import MAX_ID
-from .uploads import Upload
+from app import explanations
+from app.extensions import db
+from app.inference import Classifier
+from app.inference import InferenceError
+from app.models import Prediction
+from app.models import User
+from app.plumbing.params import MAX_ID
+from app.plumbing.uploads import Upload
+from app.services.history import delete_expired
+from app.services.history import within_retention
 
 
 @dataclass

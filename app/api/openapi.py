@@ -17,7 +17,7 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template_string
 
-from . import __version__
+from app import __version__
 
 bp = Blueprint("docs", __name__)
 
@@ -534,6 +534,24 @@ PATHS: dict[str, dict] = {
                 "404": NOT_FOUND,
             },
         },
+    },
+    "/api/predictions/{prediction_id}/thumbnail.jpg": {
+        "get": {
+            "operationId": "getThumbnail",
+            "summary": "The stored thumbnail of one prediction",
+            "parameters": [PREDICTION_ID],
+            "responses": {
+                "200": {
+                    "description": "A JPEG re-encoded from the upload, at most 256 "
+                    "px on its longer side.",
+                    "content": {
+                        "image/jpeg": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                "401": UNAUTHORIZED,
+                "404": NOT_FOUND,
+            },
+        }
     },
     "/api/predictions/{prediction_id}/feedback": {
         "put": {

@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
-from .inference import ACCEPTED_FORMATS
+from app.inference import ACCEPTED_FORMATS
 
 
 class UploadError(Exception):

@@ -8,8 +8,8 @@ from importlib import metadata
 
 from flask import current_app
 
-from .extensions import db
-from .model_service import model_service
+from app.extensions import db
+from app.model_service import model_service
 
 PACKAGES = (
     "flask",

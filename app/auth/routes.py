@@ -14,22 +14,22 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
-from . import ratelimits
-from .extensions import db
-from .forms import ChangePasswordForm
-from .forms import LoginForm
-from .forms import RegistrationForm
-from .forms import normalize_username
-from .models import User
-from .passwords import burn_verification_time
-from .passwords import hash_password
-from .passwords import needs_rehash
-from .passwords import verify_password
-from .security import CLEAR_SITE_DATA
-from .security import end_other_sessions
-from .security import end_user_session
-from .security import safe_next_url
-from .security import start_user_session
+from app.auth.passwords import burn_verification_time
+from app.auth.passwords import hash_password
+from app.auth.passwords import needs_rehash
+from app.auth.passwords import verify_password
+from app.auth.security import CLEAR_SITE_DATA
+from app.auth.security import end_other_sessions
+from app.auth.security import end_user_session
+from app.auth.security import safe_next_url
+from app.auth.security import start_user_session
+from app.extensions import db
+from app.forms import ChangePasswordForm
+from app.forms import LoginForm
+from app.forms import RegistrationForm
+from app.forms import normalize_username
+from app.models import User
+from app.plumbing import ratelimits
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
