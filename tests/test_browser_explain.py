@@ -1,5 +1,5 @@
 """Chromium against a real Gunicorn: "Why?" overlays the class activation map
-on the result, results and shared pages, by mouse and keyboard, with axe and
+on the result, results, history and shared pages, by mouse and keyboard, with axe and
 console checks. Screenshots (desktop and phone) go to ``artifacts/screenshots/``.
 """
 
@@ -130,6 +130,17 @@ def test_why_on_the_results_cards_and_a_phone(page, new_page):  # noqa: F811
     assert_overlay_shown(page, cards.nth(1))
     assert cards.nth(0).locator("canvas.why-overlay").is_hidden()
     page.audit("32-why-results.png")
+
+    # The history page has the same toggle on each card.
+    page.goto("/history")
+    history_cards = p.locator(".prediction-card")
+    assert history_cards.count() == 2
+    toggle = history_cards.nth(0).get_by_role("button", name=re.compile("^Why"))
+    toggle.focus()
+    p.keyboard.press("Enter")
+    assert toggle.get_attribute("aria-pressed") == "true"
+    assert_overlay_shown(page, history_cards.nth(0))
+    page.audit("40-why-history.png")
 
     phone = new_page(viewport=PHONE, is_mobile=True, has_touch=True)
     phone.goto("/login")
