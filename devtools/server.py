@@ -241,6 +241,19 @@ def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 300) -> f
     raise RuntimeError("server did not become ready")
 
 
+def launch_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` as ``make run`` starts it,
+    its output in ``log_path``; nothing is migrated or waited for."""
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def start_server(
     workdir: Path,
     database_url: str,
@@ -266,14 +279,7 @@ def start_server(
     flask_cli(env, "set-admin", username)
     token = flask_cli(env, "create-token", username, "reliability").splitlines()[-1]
     log_path = workdir / f"gunicorn-{env['PORT']}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = launch_gunicorn(env, log_path)
     url = f"http://127.0.0.1:{env['PORT']}"
     server = LiveServer(
         url=url,

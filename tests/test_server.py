@@ -18,6 +18,7 @@ from devtools.server import BIN
 from devtools.server import DEFAULT_MODEL_CACHE
 from devtools.server import ROOT
 from devtools.server import free_port
+from devtools.server import launch_gunicorn
 from devtools.server import ready_workers
 from devtools.server import server_env
 from devtools.server import start_server
@@ -156,14 +157,7 @@ def test_unmigrated_database_is_named_at_start_and_by_readyz(tmp_path):
         f"sqlite:///{tmp_path / 'empty.sqlite3'}", DEFAULT_MODEL_CACHE, free_port()
     )
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = launch_gunicorn(env, log_path)
     url = f"http://127.0.0.1:{env['PORT']}"
     try:
         deadline = time.monotonic() + 240
