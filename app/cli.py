@@ -19,10 +19,11 @@ from app.inference import compare_precisions
 from app.inference import ensure_weights
 from app.inference import parse_weights
 from app.inference import quantize_model
-from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
 from app.services.history import purge_all_expired
+from app.services.tokens import TooManyTokens
+from app.services.tokens import issue_token
 
 
 def register_commands(app: Flask) -> None:
@@ -72,9 +73,14 @@ def create_user(username: str, password: str) -> None:
 @click.argument("name")
 def create_token(username: str, name: str) -> None:
     """Create an API token for USERNAME and print it (shown only once)."""
-    token, plain = ApiToken.issue(_find_user(username), name[:64])
-    db.session.add(token)
-    db.session.commit()
+    limit = current_app.config["MAX_TOKENS_PER_USER"]
+    try:
+        plain = issue_token(_find_user(username), name[:64], limit)
+    except TooManyTokens as exc:
+        raise click.ClickException(
+            f"{username} has {limit} active tokens (MAX_TOKENS_PER_USER): "
+            "revoke one on the account page first."
+        ) from exc
     click.echo(plain)
 
 

@@ -60,3 +60,21 @@ def test_missing_imagenet_weights_explain_what_to_do(tmp_path, monkeypatch):
     assert "MODEL_WEIGHTS=random" in message
     assert "flask fetch-model" in message
     assert "Traceback" not in message and "\n" not in message
+
+
+def test_create_token_keeps_to_the_per_user_limit(make_app):
+    """The command issues tokens under the same cap as the account page, and
+    a revoked token frees its place."""
+    app = make_app(MAX_TOKENS_PER_USER=2)
+    runner = app.test_cli_runner()
+    runner.invoke(args=["create-user", "erin", "--password", "erins password"])
+    for name in ("a", "b"):
+        assert runner.invoke(args=["create-token", "erin", name]).exit_code == 0
+    refused = runner.invoke(args=["create-token", "erin", "c"])
+    assert refused.exit_code == 1
+    assert "2 active tokens" in refused.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(ApiToken.id))) == 2
+        db.session.scalar(sa.select(ApiToken)).revoked_at = sa.func.now()
+        db.session.commit()
+    assert runner.invoke(args=["create-token", "erin", "c"]).exit_code == 0

@@ -67,6 +67,8 @@ from app.services.predictions import owned_prediction
 from app.services.sharing import share as share_prediction
 from app.services.sharing import shared_prediction
 from app.services.sharing import unshare as unshare_prediction
+from app.services.tokens import TooManyTokens
+from app.services.tokens import issue_token
 
 bp = Blueprint("web", __name__)
 
@@ -447,27 +449,19 @@ def create_token() -> ResponseReturnValue:
     form = TokenForm()
     if not form.validate_on_submit():
         return _account_page(form, status=400)
-    limit = current_app.config["MAX_TOKENS_PER_USER"]
-    if _active_tokens(current_user) >= limit:
-        form.name.errors.append(
-            f"You have {limit} active tokens, the most allowed: revoke one first."
+    try:
+        plain = issue_token(
+            current_user,
+            form.name.data.strip(),
+            current_app.config["MAX_TOKENS_PER_USER"],
         )
+    except TooManyTokens as exc:
+        form.name.errors.append(str(exc))
         return _account_page(form, status=400)
-    token, plain = ApiToken.issue(current_user, form.name.data.strip())
-    db.session.add(token)
-    db.session.commit()
     # Rendered directly (no redirect): the token must never sit in a cookie.
     response = make_response(_account_page(TokenForm(formdata=None), new_token=plain))
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _active_tokens(user: User) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count(ApiToken.id)).where(
-            ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
-        )
-    )
 
 
 @bp.route("/account/tokens/<id:token_id>/revoke", methods=["POST"])
