@@ -406,6 +406,19 @@ def test_readyz_writes_nothing(app, client):
     ], statements
 
 
+def test_readyz_reads_the_catalog_once(app, client):
+    """Probes come every few seconds: the schema check is one table listing,
+    not a query per table."""
+    client.get("/readyz")  # the first probe may also ping a new connection
+    statements = count_statements(app, lambda: client.get("/readyz"))
+    catalog = [
+        s
+        for s in statements
+        if any(word in s for word in ("sqlite_master", "table_", "pg_catalog"))
+    ]
+    assert len(catalog) == 1, statements
+
+
 def test_missing_schema_is_named_by_readyz_and_a_500_not_a_retryable_503(
     app, client, caplog
 ):
