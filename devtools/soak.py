@@ -182,8 +182,9 @@ def soak(
     database_url = database_url or f"sqlite:///{workdir / 'soak.sqlite3'}"
     # The soak looks for failures and leaks under sustained load, not for the
     # overload guard (tests/test_overload_server.py does): its server admits
-    # every user's request, so that a transient stall (a 1 s p99 was seen at
-    # 40 req/s, 45 users) queues requests instead of shedding them with 503.
+    # every user's request, so that the ramp-up, when every Locust user signs
+    # up (argon2, ~0.3 core-s each), queues uploads instead of shedding them
+    # with 503 (docs/reliability.md, "Where the soak's tail comes from").
     server = start_server(
         workdir / "server",
         database_url,
