@@ -2,32 +2,16 @@
 
 Every value can be overridden by environment variable (names below).
 
-Layout, measured with ``make bench --layouts`` on the 2-core build machine
-(AMD EPYC, AVX2 only; OpenVINO f32, random weights, 1365x1365 JPEG, Locust 10
-users with no wait for 60 s on the same machine; "alone" is the median of 20
-requests one at a time):
-
-    workers x threads, intra-op threads   req/s   p50 ms   p95 ms   alone ms
-    2 x 16, intra 2  (the default)         12.1     810     1100      113
-    2 x 16, intra 1                        11.7     820      990      181
-    1 x 16, intra 2                         9.9     990     1100      117
-    2 x 2,  intra 1                        11.8    1100     1500      185
-    3 x 16, intra 1                        10.6     980     1400      178
-
-One worker per core, each running one inference at a time (a lock in the
-OpenVINO runtime) while its other threads decode uploads and talk to the
-database, serves the most. Giving each inference twice the worker's share of
-the cores (2 threads on 2 cores) costs nothing under load and makes a request
-that arrives alone take 38 % less time. The same rule, unmeasured beyond 2
-cores, gives N workers with 2 intra-op threads each on N cores. In a container
-with a CPU limit, set INTRA_OP_THREADS=1 (the quota would throttle the extra
-threads). The 16 request threads are for fast 503s under overload
-(app/plumbing/overload.py) and cost little.
-
-On an AVX-512 build machine (2026-11-28, 30 s runs) the default served 17.9-20.8
-req/s, and 2 x 1 thread (intra 1 or 2), 3 x 1 thread (intra 1) and 2 x 16
-(intra 1) 18.8-21.1 req/s: the same within that machine's noise. Two intra-op
-threads still cut a lone request from 99-106 ms to 62-65 ms, so the rule stands.
+Layout: one worker per core, each running one inference at a time (a lock in
+the OpenVINO runtime, or the batcher's single loop) while its other threads
+decode uploads and talk to the database. Giving each inference twice the
+worker's share of the cores (2 threads on 2 cores) costs nothing under load
+and makes a request that arrives alone faster. The same rule, unmeasured
+beyond 2 cores, gives N workers with 2 intra-op threads each on N cores. In a
+container with a CPU limit, set INTRA_OP_THREADS=1 (the quota would throttle
+the extra threads). The 16 request threads are for fast 503s under overload
+(app/plumbing/overload.py) and cost little. The measurements that chose this,
+on three CPUs, with and without batching: docs/performance.md, "Worker layout".
 """
 
 import os
