@@ -241,17 +241,36 @@ def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 300) -> f
     raise RuntimeError("server did not become ready")
 
 
+GUNICORN_COMMAND = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+
+
 def launch_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """``gunicorn -c gunicorn.conf.py wsgi:app`` as ``make run`` starts it,
     its output in ``log_path``; nothing is migrated or waited for."""
     with log_path.open("w") as log:
         return subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            GUNICORN_COMMAND,
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def gunicorn_until_exit(
+    env: dict[str, str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """Gunicorn started as :func:`launch_gunicorn` does, for settings that must
+    stop it before it serves: its exit status and output once the master exits
+    (``subprocess.TimeoutExpired`` if it is still running after ``timeout_s``)."""
+    return subprocess.run(
+        GUNICORN_COMMAND,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def start_server(

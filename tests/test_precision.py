@@ -5,7 +5,6 @@ says how close each is to f32."""
 from __future__ import annotations
 
 import io
-import subprocess
 
 import numpy as np
 import pytest
@@ -21,9 +20,8 @@ from app.inference.images import preprocess
 from app.inference.openvino_runtime import converted_model_path
 from app.inference.quantize import calibration_id
 from app.model_service import model_service
-from devtools.server import BIN
-from devtools.server import ROOT
 from devtools.server import free_port
+from devtools.server import gunicorn_until_exit
 from devtools.server import server_env
 from tests.conftest import bearer
 from tests.conftest import gradient_image
@@ -172,14 +170,7 @@ def test_server_refuses_int8_without_a_quantized_model(tmp_path, models):
         free_port(),
         OPENVINO_PRECISION="int8",
     )
-    result = subprocess.run(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = gunicorn_until_exit(env, timeout_s=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Snapclass cannot start." in output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,10 +13,9 @@ from PIL import Image
 
 from devtools.database import database_for_test
 from devtools.photos import photo_jpeg
-from devtools.server import BIN
 from devtools.server import DEFAULT_MODEL_CACHE
-from devtools.server import ROOT
 from devtools.server import free_port
+from devtools.server import gunicorn_until_exit
 from devtools.server import launch_gunicorn
 from devtools.server import ready_workers
 from devtools.server import server_env
@@ -132,14 +130,7 @@ def test_server_refuses_to_start_with_a_bad_model_setting(tmp_path, setting, val
         free_port(),
         **{setting: str(tmp_path / value) if setting == "MODEL_WEIGHTS" else value},
     )
-    result = subprocess.run(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = gunicorn_until_exit(env, timeout_s=60)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Snapclass cannot start." in output
