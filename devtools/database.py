@@ -44,18 +44,34 @@ def postgres_reachable(timeout_s: float = 2.0) -> bool:
 
 def fresh_postgres_database(name: str) -> str:
     """Drop and create database ``name`` on the local server; return its URL."""
+    _on_postgres_server(
+        f'DROP DATABASE IF EXISTS "{_safe(name)}" (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    return f"{POSTGRES_SERVER}/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    """Drop database ``name`` from the local server, connections and all."""
+    _on_postgres_server(f'DROP DATABASE IF EXISTS "{_safe(name)}" (FORCE)')
+
+
+def _safe(name: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise ValueError(f"unsafe database name {name!r}")
+    return name
+
+
+def _on_postgres_server(*statements: str) -> None:
+    """Run statements outside a transaction (CREATE/DROP DATABASE need that)."""
     engine = sa.create_engine(
         f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT"
     )
     try:
         with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" (FORCE)'))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            for statement in statements:
+                connection.execute(sa.text(statement))
     finally:
         engine.dispose()
-    return f"{POSTGRES_SERVER}/{name}"
 
 
 def reset_database(url: str) -> None:

@@ -60,10 +60,12 @@ import requests
 from PIL import Image
 
 from app import __version__
+from devtools.database import POSTGRES_SERVER
+from devtools.database import drop_postgres_database
+from devtools.database import fresh_postgres_database
 
 log = logging.getLogger("image-test")
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DATABASE = "snapclass_image_test"
 PASSWORD = "image-test correct horse battery"
@@ -433,25 +435,17 @@ def postgres_database(name: str) -> Iterator[str]:
     """A database of this test's own on the local server, dropped afterwards."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(
-        f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT"
-    )
     try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" (FORCE)'))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = fresh_postgres_database(name)
     except sa.exc.OperationalError as exc:
-        engine.dispose()
         raise CheckFailed(
             f"no PostgreSQL at {POSTGRES_SERVER} ({exc.orig}); "
             "--skip-compose runs without it"
         ) from None
     try:
-        yield f"{POSTGRES_SERVER}/{name}"
+        yield url
     finally:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" (FORCE)'))
-        engine.dispose()
+        drop_postgres_database(name)
 
 
 def tables(url: str) -> set[str]:
