@@ -190,7 +190,8 @@ def test_predict_rate_limit_per_user(make_app, caplog):
     assert limited.get_json()["error"]["code"] == "too_many_requests"
     assert int(limited.headers["Retry-After"]) > 0
     assert "rate limit hit" in caplog.text
-    assert post(second).status_code == 429  # one budget per user, not per token
+    # One budget per user: a second token, or a new one, buys no more.
+    assert post(second).status_code == 429
 
 
 def create_token(client, auth, name: str) -> str:
