@@ -52,6 +52,7 @@ import sqlalchemy as sa
 from devtools.database import fresh_postgres_database
 from devtools.database import postgres_reachable
 from devtools.photos import photo_jpeg
+from devtools.polling import Poller
 from devtools.server import ROOT
 from devtools.server import LiveServer
 from devtools.server import connections_to_port
@@ -199,33 +200,21 @@ class Load:
         return min(done) if done else None
 
 
-class Readiness:
+class Readiness(Poller):
     """Polls /readyz every 0.25 s and remembers (time, status)."""
 
     def __init__(self, server: LiveServer, clock: Callable[[], float]) -> None:
+        super().__init__(every_s=0.25)
         self.server = server
         self.clock = clock
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status = requests.get(
-                    self.server.url + "/readyz", timeout=2
-                ).status_code
-            except requests.RequestException:
-                status = 0
-            self.samples.append((self.clock(), status))
-            self._stop.wait(0.25)
+    def sample(self) -> None:
+        try:
+            status = requests.get(self.server.url + "/readyz", timeout=2).status_code
+        except requests.RequestException:
+            status = 0
+        self.samples.append((self.clock(), status))
 
     def ready_after(self, t: float) -> float | None:
         """When /readyz answered 200 for good after ``t`` (None: not yet)."""

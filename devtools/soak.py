@@ -33,12 +33,12 @@ import logging
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from devtools import locust
 from devtools.database import fresh_postgres_database
+from devtools.polling import Poller
 from devtools.server import ROOT
 from devtools.server import LiveServer
 from devtools.server import proc_status
@@ -53,37 +53,26 @@ SOAK_DATABASE = "snapclass_soak"
 EXPECTED_RESPONSE_S = 0.15  # at ~70 % load (p50 ~ 0.1 s, queueing on top)
 
 
-class RssSampler:
+class RssSampler(Poller):
     """Samples VmRSS of the master's workers every ``every_s`` seconds."""
 
     def __init__(self, server: LiveServer, every_s: float) -> None:
+        super().__init__(every_s)
         self.server = server
-        self.every_s = every_s
         self.samples: list[tuple[float, int, int]] = []  # (t, pid, KiB)
         self.worker_sets: list[list[int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self.t0 = time.monotonic()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.monotonic() - self.t0
-            pids = sorted(self.server.workers())
-            if not self.worker_sets or self.worker_sets[-1] != pids:
-                self.worker_sets.append(pids)
-            for pid in pids:
-                try:
-                    self.samples.append((now, pid, proc_status(pid)["VmRSS"]))
-                except (OSError, KeyError):
-                    pass  # the worker exited between listing and reading
-            self._stop.wait(self.every_s)
+    def sample(self) -> None:
+        now = time.monotonic() - self.t0
+        pids = sorted(self.server.workers())
+        if not self.worker_sets or self.worker_sets[-1] != pids:
+            self.worker_sets.append(pids)
+        for pid in pids:
+            try:
+                self.samples.append((now, pid, proc_status(pid)["VmRSS"]))
+            except (OSError, KeyError):
+                pass  # the worker exited between listing and reading
 
 
 def rss_growth(
