@@ -99,12 +99,12 @@ PASTE_FILES = """
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, model_cache_dir):
     tmp = tmp_path_factory.mktemp("browser-server")
     server = start_server(
         tmp,
         database_for_test(tmp, "snapclass_browser"),
-        model_cache_dir=tmp / "models",
+        model_cache_dir=model_cache_dir,
         MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
         MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
         HISTORY_PAGE_SIZE=str(PAGE_SIZE),

@@ -44,12 +44,12 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, model_cache_dir):
     tmp = tmp_path_factory.mktemp("batch-server")
     server = start_server(
         tmp,
         database_for_test(tmp, "snapclass_batches"),
-        model_cache_dir=tmp / "models",
+        model_cache_dir=model_cache_dir,
         MAX_FILES_PER_REQUEST=str(MAX_FILES),
         PREDICT_RATE_LIMIT=RATE_LIMIT,
         **({"IMAGENET_LABELS": str(LABELS)} if LABELS.exists() else {}),

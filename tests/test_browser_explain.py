@@ -43,12 +43,12 @@ OVERLAY_DRAWN = """
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, model_cache_dir):
     tmp = tmp_path_factory.mktemp("explain-server")
     server = start_server(
         tmp,
         database_for_test(tmp, "snapclass_explain"),
-        model_cache_dir=tmp / "models",
+        model_cache_dir=model_cache_dir,
         **({"IMAGENET_LABELS": str(LABELS)} if LABELS.exists() else {}),
     )
     yield server

@@ -94,12 +94,12 @@ def test_read_upload_keeps_the_connection(client, token):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, model_cache_dir):
     tmp = tmp_path_factory.mktemp("connections")
     server = start_server(
         tmp,
         database_for_test(tmp, "snapclass_connections"),
-        model_cache_dir=tmp / "models",
+        model_cache_dir=model_cache_dir,
         MAX_INFLIGHT_PER_WORKER="4",
         PREDICT_RATE_LIMIT="40 per minute",
     )
