@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import pytest
 from bench import bench
 from bench import program
 from bench.batching import Tally
+from bench.served import Latency
 from bench.served import served_layouts
 
 PROGRAMS = ["raw", "parallel", "precisions", "batching", "cam"]
@@ -195,3 +197,55 @@ def test_batching_summary_of_a_tally():
     assert summary["p95"] == pytest.approx(190.0)  # index int(0.95 * 19) = 18
     assert (summary["size"], summary["delay"], summary["batch"]) == (4, 5, 2.0)
     assert summary["precision"] == "f32"
+
+
+def canned_locust(rps: float) -> dict:
+    figures = {"requests": 100, "failures": 0, "rps": rps, "p50": 40.0, "p95": 60.0}
+    figures |= {"p99": 70.0, "max": 80.0, "avg": 45.0}
+    return figures | {"server_cores": 1.5, "locust_cores": 0.2}
+
+
+def test_the_report_from_canned_figures(monkeypatch, capsys, tmp_path):
+    """Every section in report order, from figures given instead of measured."""
+    photo = tmp_path / "p.jpg"
+    layouts = served_layouts(int8=True, more=True)
+    runs = [
+        bench.ServedRun(layout, canned_locust(20.0 + i), 30.0, canned_locust(2.0))
+        for i, layout in enumerate(layouts)
+    ]
+    latency = Latency(30.0, 40.0, "inference;dur=9")
+    defaults = bench.Defaults(latency, "phone.jpg", latency, [300.0], [2.0], 5.0)
+    precision = {"ran": "openvino-f32", "max_diff": 0.0, "1": 50.0, "4": 60.0}
+    cam_ms = {f"{name}:{b}": 10.0 * b for name in ("without", "with") for b in (1, 4)}
+    cam_ms |= {f"{name}:{b}": 0.5 for name in ("extra", "maps") for b in (1, 4)}
+    canned = {
+        "prepare": lambda args: bench.Bench(
+            args, tmp_path, tmp_path, photo, "p.jpg", b"x" * 2048, ["openvino"]
+        ),
+        "raw_ceiling": lambda *a: {1: {"ms": 10.0, "img_s": 100.0}, 2: {"img_s": 133}},
+        "parallel_ceiling": lambda *a, **k: 50.0,
+        "ensure_int8": lambda *a: True,
+        "precision_ceilings": lambda *a: {"f32": precision | {"8": 61.0}},
+        "median_ms": lambda *a: 2.0,
+        "batching_in_process": lambda *a: [
+            {"size": 1, "delay": 0, "img_s": 10.0, "p50": 100.0, "p95": 200.0}
+            | {"batch": 1.0, "precision": "bf16"}
+        ],
+        "cam_cost": lambda *a: {"ran": "openvino-bf16", "ms": cam_ms},
+        "layouts_to_serve": lambda run: layouts,
+        "serve": lambda run, layouts: (runs, defaults),
+    }
+    for name, value in canned.items():
+        monkeypatch.setattr(bench, name, value)
+    monkeypatch.setattr("app.inference.native_precision", lambda: "bf16")
+
+    assert bench.main(["--layouts"]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^## (\(\w+\)|\w+)", out, re.MULTILINE) == [
+        *("(a)", "(a2)", "(b)", "(d)", "(f)", "(g)", "(c)", "Ratios", "(e)", "Worker")
+    ]
+    assert "| openvino | 10.0 | 100.0 | 50.0 | 2 | 133.0 |" in out
+    assert "| f32 | openvino-f32 | 50.0 | 60.0 | 61.0 | 1.00 | 0.0000 |" in out
+    assert "| OPENVINO_PRECISION=int8 / before, saturation | 1.05 |" in out
+    assert out.count("saturation (no wait)") == 3  # profiles of 3 of 8 layouts
+    assert "Worker RSS after the run: 300 MB;" in out
