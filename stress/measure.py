@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench.bench import raw_ceiling
+from bench.raw import raw_ceiling
 from devtools import locust
 from devtools.server import start_server
 

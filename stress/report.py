@@ -588,7 +588,7 @@ def capacity(run: Run) -> str:
     else:
         rows.append(["raw model ceiling", c.get("unavailable", "not measured")])
     return table(["measure", "value"], rows) + (
-        "\n\nThe ceiling is `bench.bench.raw_ceiling`: the network alone in one "
+        "\n\nThe ceiling is `bench.raw.raw_ceiling`: the network alone in one "
         "process on all cores, no HTTP, no decoding, measured on this machine "
         "after the server stopped."
     )

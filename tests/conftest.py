@@ -14,6 +14,9 @@ from app.config import TestingConfig
 from app.extensions import db
 from app.inference import build_classifier
 from app.model_service import model_service
+from devtools.database import database_for_test
+from devtools.server import LiveServer
+from devtools.server import start_server
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "a long enough password"
@@ -23,6 +26,25 @@ PASSWORD = "a long enough password"
 def model_cache_dir(tmp_path_factory):
     """Converted models for this test run (never the developer's instance/)."""
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def new_server(tmp_path_factory, model_cache_dir):
+    """Start a real Gunicorn with ``new_server(name, **settings)``: its own
+    folder and database ``snapclass_<name>`` (PostgreSQL in CI's pass), and the
+    session's converted model, so that no server converts it again. The
+    caller stops it. ``settings`` go to :func:`devtools.server.start_server`."""
+
+    def start(name: str, **settings: str) -> LiveServer:
+        folder = tmp_path_factory.mktemp(name)
+        return start_server(
+            folder,
+            database_for_test(folder, f"snapclass_{name}"),
+            model_cache_dir=model_cache_dir,
+            **settings,
+        )
+
+    return start
 
 
 @pytest.fixture(scope="session")

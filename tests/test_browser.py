@@ -24,9 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from devtools.database import database_for_test
 from devtools.server import ROOT
-from devtools.server import start_server
 from tests.conftest import PASSWORD
 from tests.conftest import gradient_image
 from tests.conftest import make_image_bytes
@@ -99,12 +97,9 @@ PASTE_FILES = """
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser-server")
-    server = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_browser"),
-        model_cache_dir=tmp / "models",
+def server(new_server):
+    server = new_server(
+        "browser",
         MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
         MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
         HISTORY_PAGE_SIZE=str(PAGE_SIZE),

@@ -17,9 +17,7 @@ from collections import Counter
 
 import pytest
 
-from devtools.database import database_for_test
 from devtools.server import flask_cli
-from devtools.server import start_server
 from tests.conftest import make_image_bytes
 from tests.test_browser import CHROMIUM
 from tests.test_browser import LABELS
@@ -44,12 +42,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("batch-server")
-    server = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_batches"),
-        model_cache_dir=tmp / "models",
+def server(new_server):
+    server = new_server(
+        "batches",
         MAX_FILES_PER_REQUEST=str(MAX_FILES),
         PREDICT_RATE_LIMIT=RATE_LIMIT,
         **({"IMAGENET_LABELS": str(LABELS)} if LABELS.exists() else {}),

@@ -9,8 +9,6 @@ import re
 
 import pytest
 
-from devtools.database import database_for_test
-from devtools.server import start_server
 from tests.test_browser import CHROMIUM
 from tests.test_browser import LABELS
 from tests.test_browser import PHONE
@@ -43,12 +41,9 @@ OVERLAY_DRAWN = """
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("explain-server")
-    server = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_explain"),
-        model_cache_dir=tmp / "models",
+def server(new_server):
+    server = new_server(
+        "explain",
         **({"IMAGENET_LABELS": str(LABELS)} if LABELS.exists() else {}),
     )
     yield server

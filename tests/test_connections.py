@@ -16,9 +16,7 @@ import requests
 
 from app.plumbing.connections import CountingInput
 from app.plumbing.connections import unread_bytes
-from devtools.database import database_for_test
 from devtools.photos import photo_jpeg
-from devtools.server import start_server
 from tests.conftest import bearer
 
 BIG = b"\xff\xd8" + b"x" * (256 * 1024)  # past Gunicorn's own 64 KiB drain
@@ -94,12 +92,9 @@ def test_read_upload_keeps_the_connection(client, token):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("connections")
-    server = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_connections"),
-        model_cache_dir=tmp / "models",
+def server(new_server):
+    server = new_server(
+        "connections",
         MAX_INFLIGHT_PER_WORKER="4",
         PREDICT_RATE_LIMIT="40 per minute",
     )

@@ -31,7 +31,6 @@ import pytest
 import requests
 from PIL import Image
 
-from devtools.database import database_for_test
 from devtools.rawhttp import BOUNDARY
 from devtools.rawhttp import MULTIPART_TYPE
 from devtools.rawhttp import RawResponse
@@ -43,7 +42,6 @@ from devtools.server import ROOT
 from devtools.server import LiveServer
 from devtools.server import proc_status
 from devtools.server import reset_peak_rss
-from devtools.server import start_server
 from tests.conftest import gradient_image
 
 pytestmark = pytest.mark.server
@@ -514,13 +512,10 @@ CORPUS = corpus()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_cache_dir):
+def server(new_server):
     """One real server for the corpus; its workers' peak RSS is reset once warm."""
-    tmp = tmp_path_factory.mktemp("hostile")
-    live = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_hostile"),
-        model_cache_dir=model_cache_dir,
+    live = new_server(
+        "hostile",
     )
     try:
         for _ in range(4):  # warm both workers on real requests

@@ -12,6 +12,36 @@ from app.extensions import db
 from devtools.database import reset_schema
 
 
+def insert_an_old_prediction() -> None:
+    """A user and a prediction 'old.jpg' with only the columns of revision 0004
+    (0005 adds nullable ones only, so this fits it too)."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO users (id, username, password_hash, created_at, "
+                "is_admin) VALUES (1, 'old', 'x', CURRENT_TIMESTAMP, false)"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO predictions (id, user_id, sha256, filename, "
+                "mime_type, size_bytes, width, height, top_k, top_label, "
+                "top_score, model_name, weights, backend, timing_ms, "
+                "thumbnail, created_at) VALUES (1, 1, 'a', 'old.jpg', "
+                "'image/jpeg', 1, 1, 1, '[]', 'tabby', 0.5, 'resnet50', "
+                "'random', 'openvino', '{}', :thumb, CURRENT_TIMESTAMP)"
+            ),
+            {"thumb": b"\xff\xd8"},
+        )
+
+
+def filenames() -> list[str]:
+    """The stored predictions' filenames."""
+    query = sa.text("SELECT filename FROM predictions")
+    with db.engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
 def test_upgrade_on_fresh_database_matches_models(app):
     with app.app_context():
         reset_schema(db.engine)
@@ -36,24 +66,7 @@ def test_0005_keeps_existing_predictions_unreviewed_and_downgrades(app):
     with app.app_context():
         reset_schema(db.engine)
         upgrade(revision="0004")
-        with db.engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO users (id, username, password_hash, created_at, "
-                    "is_admin) VALUES (1, 'old', 'x', CURRENT_TIMESTAMP, false)"
-                )
-            )
-            connection.execute(
-                sa.text(
-                    "INSERT INTO predictions (id, user_id, sha256, filename, "
-                    "mime_type, size_bytes, width, height, top_k, top_label, "
-                    "top_score, model_name, weights, backend, timing_ms, "
-                    "thumbnail, created_at) VALUES (1, 1, 'a', 'old.jpg', "
-                    "'image/jpeg', 1, 1, 1, '[]', 'tabby', 0.5, 'resnet50', "
-                    "'random', 'openvino', '{}', :thumb, CURRENT_TIMESTAMP)"
-                ),
-                {"thumb": b"\xff\xd8"},
-            )
+        insert_an_old_prediction()
         upgrade(revision="0005")
         with db.engine.connect() as connection:
             row = connection.execute(
@@ -64,9 +77,7 @@ def test_0005_keeps_existing_predictions_unreviewed_and_downgrades(app):
             ).one()
         assert tuple(row) == (None, None, None, None)
         downgrade(revision="0004")
-        with db.engine.connect() as connection:
-            names = connection.execute(sa.text("SELECT filename FROM predictions"))
-            assert names.scalars().all() == ["old.jpg"]
+        assert filenames() == ["old.jpg"]
         columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
         assert "feedback_correct" not in columns and "batch_id" not in columns
         assert "batches" not in sa.inspect(db.engine).get_table_names()
@@ -78,32 +89,13 @@ def test_0006_adds_empty_explanations_and_downgrades(app):
     with app.app_context():
         reset_schema(db.engine)
         upgrade(revision="0005")
-        with db.engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO users (id, username, password_hash, created_at, "
-                    "is_admin) VALUES (1, 'old', 'x', CURRENT_TIMESTAMP, false)"
-                )
-            )
-            connection.execute(
-                sa.text(
-                    "INSERT INTO predictions (id, user_id, sha256, filename, "
-                    "mime_type, size_bytes, width, height, top_k, top_label, "
-                    "top_score, model_name, weights, backend, timing_ms, "
-                    "thumbnail, created_at) VALUES (1, 1, 'a', 'old.jpg', "
-                    "'image/jpeg', 1, 1, 1, '[]', 'tabby', 0.5, 'resnet50', "
-                    "'random', 'openvino', '{}', :thumb, CURRENT_TIMESTAMP)"
-                ),
-                {"thumb": b"\xff\xd8"},
-            )
+        insert_an_old_prediction()
         upgrade(revision="0006")
         with db.engine.connect() as connection:
             value = connection.execute(sa.text("SELECT explanation FROM predictions"))
             assert value.scalar_one() is None
         downgrade(revision="0005")
-        with db.engine.connect() as connection:
-            names = connection.execute(sa.text("SELECT filename FROM predictions"))
-            assert names.scalars().all() == ["old.jpg"]
+        assert filenames() == ["old.jpg"]
         columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
         assert "explanation" not in columns
         reset_schema(db.engine)

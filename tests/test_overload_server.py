@@ -19,8 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from devtools.database import database_for_test
-from devtools.server import start_server
 from tests.conftest import gradient_image
 
 pytestmark = pytest.mark.server
@@ -80,13 +78,10 @@ def closed_loop(url, token, clients: int, seconds: float, backoff: bool = False)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("overload")
+def server(new_server):
     # All clients share one token; the per-token limit is lifted by start_server.
-    server = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_overload"),
-        model_cache_dir=tmp / "models",
+    server = new_server(
+        "overload",
     )
     yield server.url, server.token
     server.stop()
@@ -128,11 +123,9 @@ def test_hundred_clients_get_200_or_fast_503(server):
     not redis_available() and os.environ.get("CI") != "true",
     reason="Redis is not running on 127.0.0.1:6379 (CI always has it)",
 )
-def test_rate_limits_in_redis_hold_across_workers(tmp_path):
-    server = start_server(
-        tmp_path,
-        database_for_test(tmp_path, "snapclass_ratelimit"),
-        model_cache_dir=tmp_path / "models",
+def test_rate_limits_in_redis_hold_across_workers(new_server):
+    server = new_server(
+        "ratelimit",
         RATELIMIT_STORAGE_URI=REDIS_URL,
         PREDICT_RATE_LIMIT="5 per minute",
         # Counters of earlier runs may still be in Redis: use fresh keys.

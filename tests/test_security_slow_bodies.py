@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.database import database_for_test
 from devtools.rawhttp import raw_request
-from devtools.server import start_server
 from tests.conftest import make_image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +75,9 @@ def test_a_body_past_its_deadline_is_a_408(make_app):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_cache_dir):
-    tmp = tmp_path_factory.mktemp("slow-bodies")
-    live = start_server(
-        tmp,
-        database_for_test(tmp, "snapclass_slow_bodies"),
-        model_cache_dir=model_cache_dir,
+def server(new_server):
+    live = new_server(
+        "slow_bodies",
         BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         GUNICORN_ACCESS_LOG="-",
     )

@@ -13,7 +13,6 @@ from PIL import Image
 
 from devtools.database import database_for_test
 from devtools.photos import photo_jpeg
-from devtools.server import DEFAULT_MODEL_CACHE
 from devtools.server import free_port
 from devtools.server import gunicorn_until_exit
 from devtools.server import launch_gunicorn
@@ -141,11 +140,11 @@ def test_server_refuses_to_start_with_a_bad_model_setting(tmp_path, setting, val
     assert not models.exists() or not any(models.iterdir())
 
 
-def test_unmigrated_database_is_named_at_start_and_by_readyz(tmp_path):
+def test_unmigrated_database_is_named_at_start_and_by_readyz(tmp_path, model_cache_dir):
     """`gunicorn` on a database nobody migrated: the workers log what to run,
     /readyz says it, and requests get a 500 that names it, not a retryable 503."""
     env = server_env(
-        f"sqlite:///{tmp_path / 'empty.sqlite3'}", DEFAULT_MODEL_CACHE, free_port()
+        f"sqlite:///{tmp_path / 'empty.sqlite3'}", model_cache_dir, free_port()
     )
     log_path = tmp_path / "gunicorn.log"
     process = launch_gunicorn(env, log_path)

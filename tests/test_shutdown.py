@@ -14,9 +14,6 @@ import requests
 import sqlalchemy as sa
 from PIL import Image
 
-from devtools.database import database_for_test
-from devtools.server import start_server
-
 pytestmark = pytest.mark.server
 
 IMAGES = 8
@@ -35,11 +32,9 @@ def large_png(index: int, size=(3000, 2000)) -> bytes:
     return buffer.getvalue()
 
 
-def test_sigterm_lets_an_in_flight_batch_finish(tmp_path, model_cache_dir):
-    server = start_server(
-        tmp_path,
-        database_for_test(tmp_path, "snapclass_shutdown"),
-        model_cache_dir=model_cache_dir,
+def test_sigterm_lets_an_in_flight_batch_finish(new_server):
+    server = new_server(
+        "shutdown",
         RESULT_CACHE="false",
     )
     files = [
