@@ -285,6 +285,38 @@ def test_views_validate_with_the_models_they_document(app, spec):
     assert {p["name"] for p in predict["parameters"]} == fields | {"filename"}
 
 
+def test_a_refusal_by_pydantic_itself_is_our_400_never_a_422():
+    """Our parsers raise BadParameter first; should pydantic refuse something
+    by itself, the answer is still invalid_<field>."""
+    from pydantic import BaseModel
+    from pydantic import ValidationError
+
+    from app.api.openapi import refuse_invalid
+    from app.plumbing.params import BadParameter
+
+    class Model(BaseModel):
+        count: int
+
+    with pytest.raises(ValidationError) as caught:
+        Model.model_validate({"count": "many"})
+    with pytest.raises(BadParameter) as refused:
+        refuse_invalid(None, None, caught.value, None, None)
+    assert refused.value.code == "invalid_count"
+
+
+def test_an_answer_its_model_does_not_describe_fails_under_testing(
+    client, token, monkeypatch
+):
+    """Under TESTING every answer of a validated view is checked against its
+    model: an undocumented field is a 500 in the tests, not a silent drift."""
+    from app.api import routes
+
+    monkeypatch.setattr(routes, "system_info", lambda admin: {"surprise": 1})
+    response = client.get("/api/system", headers=bearer(token))
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_error"
+
+
 # --------------------------------------------------------------------------
 # Real responses against the documented schemas
 
