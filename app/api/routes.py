@@ -9,7 +9,24 @@ from flask import jsonify
 from flask import request
 from flask import url_for
 from flask_login import current_user
+from spectree import Response
 
+from app.api.openapi import api_spec
+from app.api.openapi import json_body
+from app.api.schemas import Batch
+from app.api.schemas import BatchRequest
+from app.api.schemas import Error
+from app.api.schemas import ExplainQuery
+from app.api.schemas import FeedbackRequest
+from app.api.schemas import Health
+from app.api.schemas import ListQuery
+from app.api.schemas import PredictForm
+from app.api.schemas import Prediction
+from app.api.schemas import PredictionPage
+from app.api.schemas import PredictQuery
+from app.api.schemas import PredictResponse
+from app.api.schemas import Readiness
+from app.api.schemas import SystemInfo
 from app.auth.security import PROBE_ENDPOINTS
 from app.errors import error_response
 from app.extensions import db
@@ -20,11 +37,6 @@ from app.plumbing.database import schema_problem
 from app.plumbing.database import write_problem
 from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
 from app.plumbing.http_security import jpeg_response
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import BadParameter
-from app.plumbing.params import parse_bool
-from app.plumbing.params import parse_int
-from app.plumbing.params import parse_page
 from app.plumbing.system import system_info
 from app.services import feedback
 from app.services.batches import create_batch
@@ -56,14 +68,64 @@ def _authenticate():
     return require_user()
 
 
+UNAUTHORIZED = (
+    Error,
+    "Not signed in (`unauthorized`), or the bearer token is malformed, unknown "
+    "or revoked (`invalid_token`).",
+)
+NOT_FOUND = (Error, "No such prediction, or another user's (`not_found`).")
+CSRF_FAILED = (Error, "`csrf_failed` (signed-in browsers send `X-CSRFToken`).")
+
+
 @bp.route("/predict", methods=["POST"])
+@api_spec.validate(
+    query=PredictQuery,
+    form=PredictForm,
+    resp=Response(
+        HTTP_200=(PredictResponse, "Every image classified and stored."),
+        HTTP_400=(
+            Error,
+            "`no_file`, `invalid_image`, `invalid_top_k`, `invalid_min_confidence`, "
+            "`too_many_files`, `csrf_failed`, `invalid_batch_id` (not a number, or "
+            "not a batch of yours), `invalid_explain` (not true, false, 1 or 0).",
+        ),
+        HTTP_401=UNAUTHORIZED,
+        HTTP_413=(
+            Error,
+            "`payload_too_large` (body over MAX_UPLOAD_BYTES) or `image_too_large` "
+            "(over MAX_IMAGE_PIXELS).",
+        ),
+        HTTP_415=(Error, "`unsupported_format`, `unsupported_media_type`."),
+        HTTP_429=(
+            Error,
+            "Rate limit exceeded (`too_many_requests`); see `Retry-After`.",
+        ),
+        HTTP_503=(
+            Error,
+            "`model_unavailable`, `database_unavailable` or `overloaded`; see "
+            "`Retry-After`.",
+        ),
+    ),
+    operation_id="predict",
+    # The hot path: spectree neither reads the request nor re-reads the answer.
+    # classify_params validates with ClassifyParams (PredictQuery and
+    # PredictForm above), read_uploads counts the images, and the tests check
+    # the answers against PredictResponse.
+    skip_validation=True,
+)
 @limiter.limit(
     ratelimits.predict_limit,
     key_func=ratelimits.predict_key,
     exempt_when=ratelimits.not_signed_in,
 )
 def predict():
-    """Classify one or more images; several images run as one batch."""
+    """Classify images.
+
+    One or more images in the multipart field `image` (run as one batch), or
+    one image as the raw body. Identical bytes classified before by the same
+    model are answered from the result cache. All or nothing: if any image is
+    refused, nothing is stored. Every answer carries a `Server-Timing` header.
+    """
     params = classify_params(request.values, current_user)
     outcome = classify_request(request, current_user, params)
     results = []
@@ -98,19 +160,24 @@ def predict():
 
 
 @bp.route("/api/predictions")
-def list_predictions():
-    """The user's predictions, newest first: ``?page=1&per_page=20``."""
-    per_page = parse_int(
-        request.args.get("per_page"),
-        "per_page",
-        default=current_app.config["HISTORY_PAGE_SIZE"],
-        minimum=1,
-        maximum=MAX_ID,
-    )
+@api_spec.validate(
+    resp=Response(
+        HTTP_200=(PredictionPage, "One page of predictions."),
+        HTTP_400=(
+            Error,
+            "`invalid_page`, `invalid_per_page`: not a whole number in ASCII "
+            "digits, or 0.",
+        ),
+        HTTP_401=UNAUTHORIZED,
+    ),
+    operation_id="listPredictions",
+)
+def list_predictions(query: ListQuery):
+    """Your predictions, newest first."""
     page = db.paginate(
         history_query(current_user),
-        page=parse_page(request.args.get("page")),
-        per_page=min(per_page, 100),  # more is clamped, as the docs say
+        page=query.page,
+        per_page=query.per_page,
         error_out=False,
     )
     return jsonify(
@@ -123,19 +190,37 @@ def list_predictions():
 
 
 @bp.route("/api/predictions/<id:prediction_id>")
-def get_prediction(prediction_id: int):
-    """One prediction; another user's id is a 404, like a missing one.
-    ``?explain=true`` adds the class activation maps."""
-    explain = parse_bool(request.args.get("explain"), "explain")
+@api_spec.validate(
+    resp=Response(
+        HTTP_200=(Prediction, "The prediction."),
+        HTTP_400=(Error, "`invalid_explain` (not true, false, 1 or 0)."),
+        HTTP_401=UNAUTHORIZED,
+        HTTP_404=NOT_FOUND,
+    ),
+    operation_id="getPrediction",
+)
+def get_prediction(prediction_id: int, query: ExplainQuery):
+    """One prediction."""
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
-    return jsonify(prediction.as_dict(explain=explain))
+    return jsonify(prediction.as_dict(explain=query.explain))
 
 
 @bp.route("/api/predictions/<id:prediction_id>/thumbnail.jpg")
+@api_spec.validate(
+    resp=Response(
+        HTTP_200=(
+            None,
+            "A JPEG re-encoded from the upload, at most 256 px on its longer side.",
+        ),
+        HTTP_401=UNAUTHORIZED,
+        HTTP_404=NOT_FOUND,
+    ),
+    operation_id="getThumbnail",
+)
 def get_thumbnail(prediction_id: int):
-    """The stored thumbnail of one prediction (a JPEG, at most 256 px)."""
+    """The stored thumbnail of one prediction."""
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
@@ -143,6 +228,15 @@ def get_thumbnail(prediction_id: int):
 
 
 @bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])
+@api_spec.validate(
+    resp=Response(
+        HTTP_204=(None, "Deleted."),
+        HTTP_400=CSRF_FAILED,
+        HTTP_401=UNAUTHORIZED,
+        HTTP_404=NOT_FOUND,
+    ),
+    operation_id="deletePrediction",
+)
 def delete_prediction(prediction_id: int):
     """Delete one prediction."""
     prediction = owned_prediction(current_user, prediction_id)
@@ -154,19 +248,51 @@ def delete_prediction(prediction_id: int):
 
 
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["PUT"])
+@api_spec.validate(
+    resp=Response(
+        HTTP_200=(Prediction, "The prediction, with its feedback."),
+        HTTP_400=(
+            Error,
+            "Not a JSON object (`invalid_json`), `correct` not a boolean "
+            "(`invalid_correct`), a missing, empty, too long or unexpected label "
+            "(`invalid_label`), or `csrf_failed`.",
+        ),
+        HTTP_401=UNAUTHORIZED,
+        HTTP_404=NOT_FOUND,
+    ),
+    operation_id="putFeedback",
+    json=FeedbackRequest,
+    # A missing prediction is a 404 whatever the body (as before, and as the
+    # page's form): the view validates the body with FeedbackRequest itself.
+    skip_validation=True,
+)
 def put_feedback(prediction_id: int):
-    """Confirm or correct a prediction's label; answers the prediction."""
+    """Confirm or correct a prediction.
+
+    `{"correct": true}` confirms the top label; `{"correct": false, "label":
+    "tabby"}` corrects it. Sending again changes it; correcting to the predicted
+    label is a confirmation. Signed-in browsers send `X-CSRFToken`.
+    """
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
-    verdict = feedback.verdict_from_json(json_body())
-    feedback.apply(prediction, verdict)
+    body = FeedbackRequest.model_validate(json_body())
+    feedback.apply(prediction, feedback.Verdict(body.correct, body.label))
     return jsonify(prediction.as_dict())
 
 
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["DELETE"])
+@api_spec.validate(
+    resp=Response(
+        HTTP_204=(None, "Cleared: not reviewed again."),
+        HTTP_400=CSRF_FAILED,
+        HTTP_401=UNAUTHORIZED,
+        HTTP_404=NOT_FOUND,
+    ),
+    operation_id="deleteFeedback",
+)
 def delete_feedback(prediction_id: int):
-    """Clear a prediction's feedback (not reviewed again)."""
+    """Clear a prediction's feedback."""
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
@@ -175,26 +301,30 @@ def delete_feedback(prediction_id: int):
 
 
 @bp.route("/api/batches", methods=["POST"])
-def post_batch():
-    """Start a named batch; send its id as ``batch_id`` with each /predict."""
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadParameter("json", 'Send a JSON object such as {"name": "Holiday"}.')
-    batch = create_batch(current_user, body.get("name"))
+@api_spec.validate(
+    resp=Response(
+        HTTP_201=(Batch, "The new, empty batch."),
+        HTTP_400=(
+            Error,
+            "Not a JSON object (`invalid_json`), a name that is not a string, too "
+            "long or with control characters (`invalid_name`), or `csrf_failed`.",
+        ),
+        HTTP_401=UNAUTHORIZED,
+    ),
+    operation_id="createBatch",
+)
+def post_batch(json: BatchRequest):
+    """Start a named batch.
+
+    A batch groups the images of one upload (a folder, say) under a name, with
+    its own page. Send its `id` as `batch_id` with each `/predict`; only you can
+    add to it.
+    """
+    batch = create_batch(current_user, json.name)
     response = jsonify(
         {**batch.as_dict(), "url": url_for("batches.show", batch_id=batch.id)}
     )
     return response, 201
-
-
-def json_body() -> object:
-    """The request's JSON document; malformed JSON is a 400 ``invalid_json``."""
-    if not request.is_json:
-        raise BadParameter("json", "Send Content-Type: application/json.")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadParameter("json", "The request body is not valid JSON.")
-    return body
 
 
 def _not_found():
@@ -202,23 +332,48 @@ def _not_found():
 
 
 @bp.route("/api/system")
+@api_spec.validate(
+    resp=Response(
+        HTTP_200=(SystemInfo, "Instance description."), HTTP_401=UNAUTHORIZED
+    ),
+    operation_id="system",
+)
 def system():
-    """What this instance runs: the model and limits; for admins also versions
-    and server layout (for reports)."""
+    """What this instance runs.
+
+    The model, limits and result cache; for admins also versions, platform,
+    worker layout and database kind (never URLs or secrets).
+    """
     return jsonify(system_info(admin=current_user.is_admin))
 
 
 @bp.route("/healthz")
+@api_spec.validate(
+    resp=Response(HTTP_200=(Health, "Alive.")), security={}, operation_id="healthz"
+)
 def healthz():
-    """Liveness: the process answers. No database, no auth."""
+    """Liveness.
+
+    The process answers. No database, no authentication.
+    """
     return jsonify(status="ok")
 
 
 @bp.route("/readyz")
+@api_spec.validate(
+    resp=Response(
+        HTTP_200=(Readiness, "Ready to serve."),
+        HTTP_503=(Readiness, "Not ready; `checks` and `reasons` say what is missing."),
+    ),
+    security={},
+    operation_id="readyz",
+)
 def readyz():
-    """Readiness: this instance can accept an upload. The model is loaded and
-    warmed, the database answers, has its schema and takes writes (checked
-    without writing anything)."""
+    """Readiness.
+
+    The model is loaded and warmed, and the database answers, has its schema
+    and takes writes (checked without writing anything).
+    """
     problems = {"model": None if model_service().ready else "not loaded yet"}
     problems.update(database_problems())
     checks = {name: problem is None for name, problem in problems.items()}

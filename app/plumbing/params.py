@@ -13,7 +13,18 @@ separators. Anything else raises :class:`BadParameter`, answered as a 400 by
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Annotated
+from typing import Any
 
+from flask import current_app
+from pydantic import BaseModel
+from pydantic import BeforeValidator
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationInfo
+from pydantic import WithJsonSchema
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BaseConverter
 
 # Longer numbers are refused before conversion: no id, page or count here
@@ -119,6 +130,8 @@ class IdConverter(BaseConverter):
 
     regex = rf"[0-9]{{1,{len(str(MAX_ID))}}}"
     part_isolating = True
+    # How /openapi.json describes it (app/api/openapi.py).
+    openapi_schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
     def to_python(self, value: str) -> int:
         number = int(value)
@@ -141,3 +154,117 @@ def parse_bool(value: object, name: str, *, default: bool = False) -> bool:
     if isinstance(value, str) and value in BOOLEAN_VALUES:
         return BOOLEAN_VALUES[value]
     raise BadParameter(name, f"{name} must be true, false, 1 or 0.")
+
+
+# --------------------------------------------------------------------------
+# The same parsers as pydantic types, for the request models from which the
+# API's description is generated (app/api/schemas.py). Our parsers raise
+# BadParameter, which pydantic lets through: a bad value is the same 400
+# ``invalid_<name>``. A bound or default may be a setting, read from the app
+# when a request is validated and filled in when the description is made.
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A bound or default that is a setting of the app, e.g. ``MAX_TOP_K``."""
+
+    name: str
+
+    def value(self) -> Any:
+        return current_app.config[self.name]
+
+
+def resolve(value: Any) -> Any:
+    """A setting's value in the current app; anything else as it is."""
+    return value.value() if isinstance(value, Setting) else value
+
+
+def described(value: Any) -> Any:
+    """How a setting stands in a schema until the description is made."""
+    return {"x-setting": value.name} if isinstance(value, Setting) else value
+
+
+def documented(schema: dict, default: Any = None) -> tuple:
+    """Annotations that make a field's schema ``schema`` (and its default
+    ``default``), whatever pydantic would say of its Python type and default."""
+
+    def set_default(field_schema: dict) -> None:
+        field_schema.pop("default", None)
+        if default is not None:
+            field_schema["default"] = described(default)
+
+    return WithJsonSchema(schema), Field(json_schema_extra=set_default)
+
+
+def Integer(
+    minimum: int | Setting,
+    maximum: int | Setting,
+    description: str,
+    *,
+    default: int | Setting | None = None,
+    clamp: int | None = None,
+) -> Any:
+    """A whole number (:func:`parse_int`). With ``clamp``, numbers up to MAX_ID
+    are accepted and those over ``clamp`` become ``clamp``."""
+
+    def validate(value: Any, info: ValidationInfo) -> int | None:
+        number = parse_int(
+            value,
+            info.field_name,
+            default=resolve(default),
+            minimum=resolve(minimum),
+            maximum=MAX_ID if clamp else resolve(maximum),
+        )
+        return min(number, clamp) if clamp and number is not None else number
+
+    schema = {
+        "type": "integer",
+        "minimum": described(minimum),
+        "maximum": described(clamp or maximum),
+        "description": description,
+    }
+    return Annotated[
+        int | None, BeforeValidator(validate), *documented(schema, default)
+    ]
+
+
+def Decimal(minimum: float, maximum: float, description: str) -> Any:
+    """A plain decimal such as ``0.5`` (:func:`parse_decimal`)."""
+
+    def validate(value: Any, info: ValidationInfo) -> float | None:
+        return parse_decimal(
+            value, info.field_name, minimum=minimum, maximum=maximum, example="0.5"
+        )
+
+    schema = {
+        "type": "number",
+        "minimum": minimum,
+        "maximum": maximum,
+        "description": description,
+    }
+    return Annotated[float | None, BeforeValidator(validate), *documented(schema)]
+
+
+def Switch(description: str) -> Any:
+    """``true``/``false``/``1``/``0`` (:func:`parse_bool`); missing is false."""
+
+    def validate(value: Any, info: ValidationInfo) -> bool:
+        return parse_bool(value, info.field_name)
+
+    schema = {
+        "type": "string",
+        "enum": list(BOOLEAN_VALUES),
+        "description": description,
+    }
+    return Annotated[bool, BeforeValidator(validate), *documented(schema)]
+
+
+class Params(BaseModel):
+    """Query or form fields (the first value of each): unknown ones are
+    ignored, and missing ones validated too (their parser gives the default)."""
+
+    model_config = ConfigDict(frozen=True, validate_default=True)
+
+    @classmethod
+    def parse(cls, values: MultiDict) -> Params:
+        return cls.model_validate(values.to_dict())

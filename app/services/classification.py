@@ -10,57 +10,55 @@ page or JSON as the request asks. The views only shape the success.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 from flask import Request
 from flask import current_app
+from werkzeug.datastructures import MultiDict
 
 from app.model_service import model_service
 from app.models import User
 from app.plumbing import metrics
-from app.plumbing.params import parse_bool
-from app.plumbing.params import parse_decimal
-from app.plumbing.params import parse_int
+from app.plumbing.params import MAX_ID
+from app.plumbing.params import Decimal
+from app.plumbing.params import Integer
+from app.plumbing.params import Params
+from app.plumbing.params import Setting
+from app.plumbing.params import Switch
 from app.plumbing.uploads import read_uploads
 from app.services.batches import batch_for_upload
 from app.services.predictions import ClassifyOutcome
 from app.services.predictions import classify_and_store
 
+Explain = Switch(
+    "`true` (or `1`) adds each result's class activation maps (`explanation`)."
+)
+TopK = Integer(
+    1, Setting("MAX_TOP_K"), "Labels per image.", default=Setting("DEFAULT_TOP_K")
+)
+MinConfidence = Decimal(
+    0.0, 1.0, "Mark results whose top score is below this as `uncertain`."
+)
+# Its format only: classify_params checks that the batch is the user's.
+BatchId = Integer(
+    1, MAX_ID, "Add the images to this batch of yours (from `POST /api/batches`)."
+)
 
-@dataclass(frozen=True)
-class ClassifyParams:
-    """What a request asks of the classification besides its images."""
 
-    top_k: int
-    min_confidence: float | None = None
-    batch_id: int | None = None
-    # Add each result's class activation maps to the API answer.
-    explain: bool = False
+class ClassifyParams(Params):
+    """What a request asks of the classification besides its images: query or
+    form fields, of the API and the upload page alike (and in /openapi.json)."""
+
+    top_k: TopK = None
+    min_confidence: MinConfidence = None
+    explain: Explain = False
+    batch_id: BatchId = None
 
 
-def classify_params(values: Mapping, user: User) -> ClassifyParams:
-    """``top_k``, ``min_confidence``, ``batch_id`` and ``explain`` from a form
+def classify_params(values: MultiDict, user: User) -> ClassifyParams:
+    """``top_k``, ``min_confidence``, ``explain`` and ``batch_id`` from a form
     or query."""
-    config = current_app.config
-    return ClassifyParams(
-        top_k=parse_int(
-            values.get("top_k"),
-            "top_k",
-            default=config["DEFAULT_TOP_K"],
-            minimum=1,
-            maximum=config["MAX_TOP_K"],
-        ),
-        min_confidence=parse_decimal(
-            values.get("min_confidence"),
-            "min_confidence",
-            minimum=0.0,
-            maximum=1.0,
-            example="0.5",
-        ),
-        explain=parse_bool(values.get("explain"), "explain"),
-        batch_id=batch_for_upload(user, values.get("batch_id")),
-    )
+    params = ClassifyParams.parse(values)
+    batch_for_upload(user, params.batch_id)
+    return params
 
 
 def classify_request(
