@@ -12,7 +12,9 @@ import sqlalchemy.orm as so
 
 from app import explanations
 from app.extensions import db
+from app.inference import BatchResult
 from app.inference import Classifier
+from app.inference import DecodedImage
 from app.inference import InferenceError
 from app.models import Prediction
 from app.models import User
@@ -73,58 +75,115 @@ def classify_and_store(
         else {}
     )
     misses = [i for i, digest in enumerate(digests) if digest not in hits]
-    decoded = {}
-    for i in misses:
-        try:
-            decoded[i] = classifier.decode(uploads[i].data)
-        except InferenceError as exc:
-            raise ImageRejected(uploads[i].filename, exc) from exc
-    batch = classifier.classify([decoded[i] for i in misses], top_k) if misses else None
-    predicted = dict(zip(misses, batch.predictions, strict=True)) if batch else {}
-    maps = dict(zip(misses, batch.maps, strict=True)) if batch and batch.maps else {}
+    network = run_network(classifier, uploads, misses, top_k)
 
     db_started = time.perf_counter()
-    info = classifier.info
     rows = []
     for i, (upload, digest) in enumerate(zip(uploads, digests, strict=True)):
-        row = Prediction(
-            user_id=user.id,
-            sha256=digest,
-            filename=upload.filename,
-            size_bytes=len(upload.data),
-            model_name=info.name,
-            weights=info.weights,
-            backend=info.backend,
-            model_fingerprint=classifier.fingerprint or "",
-            batch_id=batch_id,
-        )
+        row = new_row(classifier, user, upload, digest, batch_id)
         if digest in hits:
             copy_cached_result(row, hits[digest], top_k)
         else:
-            fill_new_result(row, decoded[i], predicted[i], batch, maps.get(i))
+            network.fill(row, i)
         rows.append(row)
-    try:
-        delete_expired(user)  # retention, in the same transaction as the upload
-        db.session.add_all(rows)
-        commit_keeping_state(db.session())
-    except Exception:
-        db.session.rollback()
-        raise
+    store(user, rows)
     finished = time.perf_counter()
     return ClassifyOutcome(
         rows=rows,
         timing_ms={
-            "decode": sum(image.decode_ms for image in decoded.values()),
-            "preprocess": batch.preprocess_ms if batch else 0.0,
-            "queue": batch.queue_ms if batch else 0.0,
-            "inference": batch.inference_ms if batch else 0.0,
+            **network.timing_ms(),
             "db": (finished - db_started) * 1000.0,
             "total": (finished - started) * 1000.0,
         },
         batch_size=len(misses),
         cache_hits=len(uploads) - len(misses),
-        network_batch_size=batch.batch_size if batch else 0,
+        network_batch_size=network.batch.batch_size if network.batch else 0,
     )
+
+
+@dataclass
+class NetworkResults:
+    """What the network gave the uploads it ran, by their index in the request."""
+
+    decoded: dict[int, DecodedImage]
+    batch: BatchResult | None
+    predicted: dict[int, list] = field(default_factory=dict)
+    maps: dict[int, object] = field(default_factory=dict)
+
+    def fill(self, row: Prediction, index: int) -> None:
+        fill_new_result(
+            row,
+            self.decoded[index],
+            self.predicted[index],
+            self.batch,
+            self.maps.get(index),
+        )
+
+    def timing_ms(self) -> dict[str, float]:
+        batch = self.batch
+        return {
+            "decode": sum(image.decode_ms for image in self.decoded.values()),
+            "preprocess": batch.preprocess_ms if batch else 0.0,
+            "queue": batch.queue_ms if batch else 0.0,
+            "inference": batch.inference_ms if batch else 0.0,
+        }
+
+
+def run_network(
+    classifier: Classifier, uploads: list[Upload], indexes: list[int], top_k: int
+) -> NetworkResults:
+    """Decode the uploads at ``indexes`` and classify them as one batch.
+
+    :raises ImageRejected: one of them does not decode (nothing ran).
+    """
+    decoded = {}
+    for i in indexes:
+        try:
+            decoded[i] = classifier.decode(uploads[i].data)
+        except InferenceError as exc:
+            raise ImageRejected(uploads[i].filename, exc) from exc
+    if not decoded:
+        return NetworkResults(decoded, None)
+    batch = classifier.classify([decoded[i] for i in indexes], top_k)
+    return NetworkResults(
+        decoded,
+        batch,
+        predicted=dict(zip(indexes, batch.predictions, strict=True)),
+        maps=dict(zip(indexes, batch.maps, strict=True)) if batch.maps else {},
+    )
+
+
+def new_row(
+    classifier: Classifier,
+    user: User,
+    upload: Upload,
+    digest: str,
+    batch_id: int | None,
+) -> Prediction:
+    """A history row for one upload, before its result is filled in."""
+    info = classifier.info
+    return Prediction(
+        user_id=user.id,
+        sha256=digest,
+        filename=upload.filename,
+        size_bytes=len(upload.data),
+        model_name=info.name,
+        weights=info.weights,
+        backend=info.backend,
+        model_fingerprint=classifier.fingerprint or "",
+        batch_id=batch_id,
+    )
+
+
+def store(user: User, rows: list[Prediction]) -> None:
+    """Commit the rows in one transaction with the user's retention purge."""
+    try:
+        delete_expired(user)
+        db.session.add_all(rows)
+        commit_keeping_state(db.session())
+    except Exception:
+        db.session.rollback()
+        raise
 
 
 def commit_keeping_state(session: so.Session) -> None:
