@@ -15,12 +15,15 @@ The served app runs with the defaults and as before issue 15
 (OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1), and with int8 when a model exists.
 
 Usage: python -m bench.bench [--image PATH] [--duration 60] [--layouts] [--only-cam]
+With ONEDNN_MAX_CPU_ISA=AVX2 in the environment it measures oneDNN's AVX2
+kernels, where `auto` is f32: a stand-in for a CPU without AVX-512.
 Everything runs on this machine; the server listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -178,6 +181,13 @@ def print_header(bench: Bench) -> None:
         f"{CORES} cores, Python {platform.python_version()}; image {bench.name} "
         f"({len(bench.data) / 1024:.0f} KiB); random weights."
     )
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    if cap:
+        print(
+            f"\noneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA) in every process "
+            "of this run: its kernels are those of a CPU with that instruction "
+            "set, on this CPU's cores and caches."
+        )
 
 
 # --------------------------------------------------------------------------
@@ -239,7 +249,8 @@ def report_precisions(bench: Bench) -> None:
         f"(a2) OpenVINO precisions, in process, {CORES} threads, img/s "
         "(interleaved in one process)"
     )
-    precisions = ["f32", "bf16"]
+    # Below a oneDNN ISA cap (ONEDNN_MAX_CPU_ISA=AVX2) bf16 does not compile.
+    precisions = ["f32"] + (["bf16"] if native_precision() == "bf16" else [])
     if ensure_int8(bench.cache, calibration_photos()):
         precisions.append("int8")
     try:

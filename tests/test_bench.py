@@ -249,3 +249,30 @@ def test_the_report_from_canned_figures(monkeypatch, capsys, tmp_path):
     assert "| OPENVINO_PRECISION=int8 / before, saturation | 1.05 |" in out
     assert out.count("saturation (no wait)") == 3  # profiles of 3 of 8 layouts
     assert "Worker RSS after the run: 300 MB;" in out
+
+
+def test_under_an_avx2_cap_the_report_says_so_and_leaves_bf16_out(
+    monkeypatch, capsys, tmp_path
+):
+    """``ONEDNN_MAX_CPU_ISA=AVX2 make bench`` stands in for a CPU without
+    AVX-512: bf16 would not compile there, so (a2) must not ask for it."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr("app.inference.native_precision", lambda: "f32")
+    monkeypatch.setattr(bench, "ensure_int8", lambda *a: True)
+    asked = []
+
+    def ceilings(cache, image, precisions):
+        asked.extend(precisions)
+        row = {"ran": "openvino-f32", "max_diff": 0.0, "1": 5.0, "4": 6.0, "8": 6.0}
+        return {precision: row for precision in precisions}
+
+    monkeypatch.setattr(bench, "precision_ceilings", ceilings)
+    run = bench.Bench(
+        SimpleNamespace(), tmp_path, tmp_path, tmp_path / "p.jpg", "p.jpg", b"x", []
+    )
+    bench.print_header(run)
+    bench.report_precisions(run)
+    out = capsys.readouterr().out
+    assert asked == ["f32", "int8"]
+    assert "oneDNN is capped at AVX2" in out
+    assert "auto (the default) runs f32 on this CPU" in out

@@ -5,6 +5,9 @@ says how close each is to f32."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +72,56 @@ def test_auto_is_f32_on_a_cpu_without_native_bf16(models, monkeypatch):
     runtime = OpenVINORuntime(RANDOM, models, threads=1, precision="auto")
     runtime.load()
     assert (runtime.precision, runtime.variant) == ("f32", "openvino-f32")
+
+
+class FakeCore:
+    def __init__(self, *capabilities: str) -> None:
+        self.capabilities = list(capabilities)
+
+    def get_property(self, device: str, name: str):
+        assert (device, name) == ("CPU", "OPTIMIZATION_CAPABILITIES")
+        return self.capabilities
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "bf16"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "f32"),
+        ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, "f32"),  # bf16 only emulated
+        ({"DNNL_MAX_CPU_ISA": "AVX512_CORE_VNNI"}, "f32"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "bf16"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, "bf16"),
+        ({"ONEDNN_MAX_CPU_ISA": "ALL"}, "bf16"),
+    ],
+)
+def test_auto_respects_a_onednn_isa_cap(environ, expected):
+    assert native_precision(FakeCore("FP32", "BF16", "INT8"), environ) == expected
+    assert native_precision(FakeCore("FP32", "INT8"), environ) == "f32"
+
+
+def test_auto_under_an_avx2_cap_serves_f32_in_a_fresh_process(models):
+    """oneDNN reads its ISA cap once per process, so the real check runs in a
+    child: without the rule, auto chose bf16 there and compiling failed."""
+    code = (
+        "import numpy as np, sys\n"
+        "from app.inference import OpenVINORuntime, parse_weights\n"
+        "r = OpenVINORuntime(parse_weights('random'), sys.argv[1], threads=1)\n"
+        "r.load()\n"
+        "p = r(np.zeros((1, 224, 224, 3), np.float32))\n"
+        "print(r.precision, p.shape)\n"
+    )
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(models)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-3:] == ["f32", "(1,", "1000)"]
 
 
 def test_a_bf16_result_is_never_served_as_an_f32_one(app, token, classifier, models):

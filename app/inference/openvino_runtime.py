@@ -9,6 +9,7 @@ and the result is cached on disk, keyed by the weights' fingerprint.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -49,15 +50,31 @@ def parse_precision(value: str | None) -> str:
     return precision
 
 
-def native_precision(core=None) -> str:
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still have native bf16 kernels.
+# Below them the plugin still reports BF16, but a bf16 model either fails to
+# compile (AVX2) or runs emulated, ~3x slower than f32 (AVX512_CORE).
+_BF16_ISA_PREFIXES = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX")
+_BF16_ISA_PREFIXES += ("AVX10", "ALL", "DEFAULT")
+
+
+def isa_cap_allows_bf16(environ=os.environ) -> bool:
+    """False when the operator capped oneDNN below native bf16 (e.g.
+    ``ONEDNN_MAX_CPU_ISA=AVX2``, as on a CPU without AVX-512)."""
+    cap = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA")
+    return not cap or cap.strip().upper().startswith(_BF16_ISA_PREFIXES)
+
+
+def native_precision(core=None, environ=os.environ) -> str:
     """bf16 where OpenVINO's CPU plugin runs it natively (the CPU reports the
-    BF16 capability: AMX or AVX512_BF16), else f32."""
+    BF16 capability: AMX or AVX512_BF16, and no oneDNN ISA cap rules it
+    out), else f32."""
     if core is None:
         import openvino as ov
 
         core = ov.Core()
     capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return "bf16" if "BF16" in capabilities else "f32"
+    native = "BF16" in capabilities and isa_cap_allows_bf16(environ)
+    return "bf16" if native else "f32"
 
 
 def quantized_model_path(cache_dir: Path, spec: WeightsSpec, calibration: str) -> Path:
