@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightsUnavailable
+from .mapped_files import release_mapped_file
 from .weights import WeightsSpec
 from .weights import fingerprint
 
@@ -221,14 +222,22 @@ class OpenVINORuntime:
             self._compiled = core.compile_model(model, "CPU", config)
             self._request = self._compiled.create_infer_request()
             self._use_compiled_precision(hint)
+            # The CPU plugin packs the weights into its kernels' layout on the
+            # first inference and never reads the file again: after that, the
+            # file's pages need not stay in this worker's resident set.
+            del model
+            self._request.infer({0: np.zeros((1, 224, 224, 3), np.float32)})
+            released = release_mapped_file(self.model_path.with_suffix(".bin"))
             log.info(
                 "OpenVINO model %s compiled (threads=%s, OPENVINO_PRECISION=%s, "
-                "running %s; the CPU's native precision is %s)",
+                "running %s; the CPU's native precision is %s); %.0f MB of the "
+                "mapped weights file released",
                 self.model_path.name,
                 self.threads or "auto",
                 self.requested,
                 self.variant.removeprefix("openvino-"),
                 native,
+                released / 1e6,
             )
 
     def _use_compiled_precision(self, hint: str) -> None:
