@@ -28,6 +28,7 @@ import platform
 import sys
 import tempfile
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 from bench import program
@@ -400,6 +401,7 @@ class ServedRun:
     saturation: dict
     low_load_ms: float
     seed: dict | None = None
+    rss_mb: list[float] = field(default_factory=list)  # workers, after the runs
 
 
 @dataclass
@@ -439,7 +441,8 @@ def serve(
             low_load = served.sequential_latency(
                 server.url, server.token, bench.data, bench.name
             )
-            runs.append(ServedRun(layout, saturation, low_load.median_ms, seed))
+            rss = served.worker_rss_mb(server.workers())
+            runs.append(ServedRun(layout, saturation, low_load.median_ms, seed, rss))
     return runs, defaults
 
 
@@ -522,6 +525,10 @@ def report_served(bench: Bench, runs: list[ServedRun], defaults: Defaults) -> No
         f"{phone.median_ms:.1f} ms (max {phone.max_ms:.1f})."
     )
     print(f"Server-Timing, last 12 MP request: {phone.server_timing}")
+    for run in runs:
+        if run.layout.profiles and run.rss_mb:
+            rss = " / ".join(f"{mb:.0f}" for mb in run.rss_mb)
+            print(f"Worker RSS after {run.layout.label}: {rss} MB.")
     print(f"Server-Timing, last {bench.name} request: {medium.server_timing}")
 
 

@@ -210,7 +210,9 @@ def test_the_report_from_canned_figures(monkeypatch, capsys, tmp_path):
     photo = tmp_path / "p.jpg"
     layouts = served_layouts(int8=True, more=True)
     runs = [
-        bench.ServedRun(layout, canned_locust(20.0 + i), 30.0, canned_locust(2.0))
+        bench.ServedRun(
+            layout, canned_locust(20.0 + i), 30.0, canned_locust(2.0), [300.0 + i]
+        )
         for i, layout in enumerate(layouts)
     ]
     latency = Latency(30.0, 40.0, "inference;dur=9")
@@ -249,6 +251,10 @@ def test_the_report_from_canned_figures(monkeypatch, capsys, tmp_path):
     assert "| OPENVINO_PRECISION=int8 / before, saturation | 1.05 |" in out
     assert out.count("saturation (no wait)") == 3  # profiles of 3 of 8 layouts
     assert "Worker RSS after the run: 300 MB;" in out
+    assert (
+        "Worker RSS after before: OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1: 301 MB."
+        in out
+    )
 
 
 def test_under_an_avx2_cap_the_report_says_so_and_leaves_bf16_out(
