@@ -525,11 +525,11 @@ def report_served(bench: Bench, runs: list[ServedRun], defaults: Defaults) -> No
         f"{phone.median_ms:.1f} ms (max {phone.max_ms:.1f})."
     )
     print(f"Server-Timing, last 12 MP request: {phone.server_timing}")
+    print(f"Server-Timing, last {bench.name} request: {medium.server_timing}")
     for run in runs:
         if run.layout.profiles and run.rss_mb:
             rss = " / ".join(f"{mb:.0f}" for mb in run.rss_mb)
             print(f"Worker RSS after {run.layout.label}: {rss} MB.")
-    print(f"Server-Timing, last {bench.name} request: {medium.server_timing}")
 
 
 def report_ratios(
