@@ -7,7 +7,7 @@ worker's RSS may grow by at most ``MAX_GROWTH_MIB`` between the end of the
 warm-up and the end of the run.
 
 Why that bound: after the warm-up a worker holds the model, OpenVINO's buffers
-and its malloc arenas (~350-400 MiB); what a request allocates is freed when it
+and its malloc arenas (~250-300 MiB); what a request allocates is freed when it
 ends (a 1365x1365 JPEG is decoded at a reduced scale: a few MiB). A leak of one
 upload per request (~0.5 MB) at 11 req/s per worker would add ~150 MiB in the
 30 s measured; a leak of just the 224x224 float32 input (0.6 MB) likewise. The
