@@ -182,7 +182,7 @@ def print_header(bench: Bench) -> None:
         f"{CORES} cores, Python {platform.python_version()}; image {bench.name} "
         f"({len(bench.data) / 1024:.0f} KiB); random weights."
     )
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
     if cap:
         print(
             f"\noneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA) in every process "

@@ -150,6 +150,8 @@ class Classifier:
                     on_batch=self._observe_batch,
                 )
                 self._batcher.start()
+            # Every batch size it starts with has run once: loading is over.
+            self.runtime.release_unused_memory()
             self.load_seconds = time.perf_counter() - started
             self._ready.set()
             log.info("model ready in %.2f s (%s)", self.load_seconds, self.info)

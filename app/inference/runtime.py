@@ -33,6 +33,10 @@ class Runtime(Protocol):
 
     def load(self) -> None: ...
 
+    def release_unused_memory(self) -> None:
+        """After the warm-up: give back what only loading needed."""
+        ...
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """float32 (N, 224, 224, 3) preprocessed -> float32 (N, 1000) softmax."""
         ...
@@ -143,6 +147,9 @@ class TensorFlowRuntime:
                 )
         except RuntimeError:
             log.warning("TensorFlow was already initialised; thread settings ignored")
+
+    def release_unused_memory(self) -> None:
+        """Nothing to give back: TensorFlow holds the weights it loaded."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.forward(batch)[0]
