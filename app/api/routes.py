@@ -77,6 +77,16 @@ NOT_FOUND = (Error, "No such prediction, or another user's (`not_found`).")
 CSRF_FAILED = (Error, "`csrf_failed` (signed-in browsers send `X-CSRFToken`).")
 
 
+def no_content(description: str) -> Response:
+    """The answers of a change to one prediction that returns no body."""
+    return Response(
+        HTTP_204=(None, description),
+        HTTP_400=CSRF_FAILED,
+        HTTP_401=UNAUTHORIZED,
+        HTTP_404=NOT_FOUND,
+    )
+
+
 @bp.route("/predict", methods=["POST"])
 @api_spec.validate(
     query=PredictQuery,
@@ -229,12 +239,7 @@ def get_thumbnail(prediction_id: int):
 
 @bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])
 @api_spec.validate(
-    resp=Response(
-        HTTP_204=(None, "Deleted."),
-        HTTP_400=CSRF_FAILED,
-        HTTP_401=UNAUTHORIZED,
-        HTTP_404=NOT_FOUND,
-    ),
+    resp=no_content("Deleted."),
     operation_id="deletePrediction",
 )
 def delete_prediction(prediction_id: int):
@@ -283,12 +288,7 @@ def put_feedback(prediction_id: int):
 
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["DELETE"])
 @api_spec.validate(
-    resp=Response(
-        HTTP_204=(None, "Cleared: not reviewed again."),
-        HTTP_400=CSRF_FAILED,
-        HTTP_401=UNAUTHORIZED,
-        HTTP_404=NOT_FOUND,
-    ),
+    resp=no_content("Cleared: not reviewed again."),
     operation_id="deleteFeedback",
 )
 def delete_feedback(prediction_id: int):
