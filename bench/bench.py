@@ -23,7 +23,6 @@ Everything runs on this machine; the server listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import tempfile
@@ -182,7 +181,9 @@ def print_header(bench: Bench) -> None:
         f"{CORES} cores, Python {platform.python_version()}; image {bench.name} "
         f"({len(bench.data) / 1024:.0f} KiB); random weights."
     )
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    from app.inference.openvino_runtime import onednn_isa_cap
+
+    cap = onednn_isa_cap()
     if cap:
         print(
             f"\noneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA) in every process "

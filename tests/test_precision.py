@@ -104,22 +104,25 @@ def test_auto_respects_a_onednn_isa_cap(environ, expected):
     assert native_precision(FakeCore("FP32", "INT8"), environ) == "f32"
 
 
-def test_auto_under_an_avx2_cap_serves_f32_in_a_fresh_process(models):
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_under_an_avx2_cap_the_model_serves_f32_in_a_fresh_process(models, precision):
     """oneDNN reads its ISA cap once per process, so the real check runs in a
-    child: without the rule, auto chose bf16 there and compiling failed."""
+    child: without the rule, auto (and an explicit bf16) asked for bf16 there
+    and compiling failed."""
     if native_precision() != "bf16":
         pytest.skip("auto is f32 on this CPU with or without a cap")
     code = (
         "import numpy as np, sys\n"
         "from app.inference import OpenVINORuntime, parse_weights\n"
-        "r = OpenVINORuntime(parse_weights('random'), sys.argv[1], threads=1)\n"
+        "r = OpenVINORuntime(parse_weights('random'), sys.argv[1], threads=1,\n"
+        "                    precision=sys.argv[2])\n"
         "r.load()\n"
         "p = r(np.zeros((1, 224, 224, 3), np.float32))\n"
         "print(r.precision, p.shape)\n"
     )
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
     result = subprocess.run(
-        [sys.executable, "-c", code, str(models)],
+        [sys.executable, "-c", code, str(models), precision],
         capture_output=True,
         text=True,
         env=env,

@@ -61,10 +61,15 @@ _BF16_ISA_PREFIXES = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX")
 _BF16_ISA_PREFIXES += ("AVX10", "ALL", "DEFAULT")
 
 
+def onednn_isa_cap(environ=os.environ) -> str | None:
+    """The instruction set oneDNN is capped at, as oneDNN reads it, or None."""
+    return environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA")
+
+
 def isa_cap_allows_bf16(environ=os.environ) -> bool:
     """False when the operator capped oneDNN below native bf16 (e.g.
     ``ONEDNN_MAX_CPU_ISA=AVX2``, as on a CPU without AVX-512)."""
-    cap = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA")
+    cap = onednn_isa_cap(environ)
     return not cap or cap.strip().upper().startswith(_BF16_ISA_PREFIXES)
 
 
@@ -203,8 +208,7 @@ class OpenVINORuntime:
                 self.model_path = require_quantized(self.cache_dir, self.weights)
             elif self.model_path is None or not self.model_path.is_file():
                 self.model_path = ensure_converted(self.weights, self.cache_dir)
-            # int8 layers run in int8; the rest in the CPU's native precision.
-            hint = native if self.requested in ("auto", "int8") else self.requested
+            hint = self._hint(native)
             model = core.read_model(str(self.model_path))
             if self.features:
                 self._add_features_output(core, model)
@@ -254,6 +258,26 @@ class OpenVINORuntime:
             (before - resident_bytes(weights)) / 1e6,
             weights.name,
         )
+
+    def _hint(self, native: str) -> str:
+        """The INFERENCE_PRECISION_HINT to compile with.
+
+        int8 layers run in int8 and the rest, as with auto, in the CPU's
+        native precision. A reduced precision the CPU does not run natively
+        runs in f32: the plugin would fall back by itself on such a CPU, but
+        under a oneDNN ISA cap it fails to compile instead.
+        """
+        if self.requested in ("auto", "int8"):
+            return native
+        if self.requested != "f32" and native == "f32":
+            cap = onednn_isa_cap()
+            log.warning(
+                "OPENVINO_PRECISION=%s is not native on this CPU%s; running f32",
+                self.requested,
+                f" (oneDNN capped at {cap})" if cap else "",
+            )
+            return "f32"
+        return self.requested
 
     def _use_compiled_precision(self, hint: str) -> None:
         """Name the precision the CPU plugin chose, not the one asked for.
