@@ -20,6 +20,7 @@ from app.model_service import model_service
 from app.plumbing.body_deadline import BodyDeadline
 from app.plumbing.connections import CloseAfterUnreadBody
 from app.plumbing.http_security import trust_proxies
+from app.plumbing.json_bodies import SafeJSONProvider
 from app.plumbing.metrics import MetricsEndpoint
 from app.plumbing.params import IdConverter
 from app.plumbing.uploads import ReadBodyAtOnce
@@ -37,6 +38,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         instance_relative_config=True,
     )
     app.request_class = UploadRequest
+    app.json = SafeJSONProvider(app)
     app.config.from_object(config_class or config_from_env())
     check_settings(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from app.plumbing.database import NO_SCHEMA
 from app.plumbing.database import is_missing_schema
 from app.plumbing.params import BadParameter
 from app.plumbing.uploads import UploadError
+from app.services.batches import TooManyEmptyBatches
 from app.services.predictions import ImageRejected
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,10 @@ def handle_image_rejected(exc: ImageRejected):
     return error_response(status, code, f"{exc.filename}: {message}")
 
 
+def handle_too_many_empty_batches(exc: TooManyEmptyBatches):
+    return error_response(409, exc.code, str(exc))
+
+
 def handle_inference_error(exc: InferenceError):
     status, code, message = inference_error_parts(exc)
     headers = None
@@ -200,5 +205,6 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(BadParameter, handle_bad_parameter)
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
+    app.register_error_handler(TooManyEmptyBatches, handle_too_many_empty_batches)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -9,7 +9,6 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import DateField
 from wtforms import HiddenField
@@ -31,6 +30,7 @@ from wtforms.validators import ValidationError
 from app.auth.passwords import password_problem
 from app.extensions import db
 from app.models import User
+from app.plumbing.json_bodies import JsonObjectForm
 from app.plumbing.params import MAX_ID
 from app.plumbing.params import is_ascii_integer
 from app.services.history import DEFAULT_SORT
@@ -88,13 +88,13 @@ class SecretField(TextOnly, PasswordField):
     pass
 
 
-class LoginForm(FlaskForm):
+class LoginForm(JsonObjectForm):
     username = TextField("Username", validators=[DataRequired()])
     password = SecretField("Password", validators=[DataRequired()])
     submit = SubmitField("Sign in")
 
 
-class RegistrationForm(FlaskForm):
+class RegistrationForm(JsonObjectForm):
     username = TextField(
         "Username",
         validators=[DataRequired()],
@@ -131,7 +131,7 @@ def check_new_password(password: str, username: str) -> None:
         raise ValidationError(problem)
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(JsonObjectForm):
     current_password = SecretField("Current password", validators=[DataRequired()])
     new_password = SecretField("New password", validators=[DataRequired()])
     confirm = SecretField(
@@ -147,12 +147,12 @@ class ChangePasswordForm(FlaskForm):
         check_new_password(field.data or "", current_user.username)
 
 
-class UploadForm(FlaskForm):
+class UploadForm(JsonObjectForm):
     image = MultipleFileField("Images")
     submit = SubmitField("Classify")
 
 
-class TokenForm(FlaskForm):
+class TokenForm(JsonObjectForm):
     name = TextField(
         "Token name",
         validators=[DataRequired(), Length(max=64)],
@@ -161,13 +161,13 @@ class TokenForm(FlaskForm):
     submit = SubmitField("Create token")
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(JsonObjectForm):
     """An empty form for POST buttons (delete, revoke, sign out): CSRF only."""
 
     submit = SubmitField("Confirm")
 
 
-class HistoryFilterForm(FlaskForm):
+class HistoryFilterForm(JsonObjectForm):
     """History search, date range and sort, read from the query string."""
 
     class Meta:
@@ -208,7 +208,7 @@ def check_filter_date(day: date | None) -> None:
         raise ValidationError(f"Choose a date up to {LAST_FILTER_DAY.isoformat()}.")
 
 
-class RetentionForm(FlaskForm):
+class RetentionForm(JsonObjectForm):
     days = SelectField(
         "Keep my history for",
         coerce=whole_number,
@@ -220,7 +220,7 @@ class RetentionForm(FlaskForm):
     submit = SubmitField("Save")
 
 
-class DeleteAccountForm(FlaskForm):
+class DeleteAccountForm(JsonObjectForm):
     password = SecretField(
         "Your password",
         validators=[DataRequired()],
@@ -229,7 +229,7 @@ class DeleteAccountForm(FlaskForm):
     submit = SubmitField("Delete my account")
 
 
-class ConfidenceForm(FlaskForm):
+class ConfidenceForm(JsonObjectForm):
     percent = WholeNumberField(
         "Not sure below (%)",
         validators=[InputRequired(), NumberRange(0, 100)],

@@ -32,6 +32,7 @@ from spectree.plugins.werkzeug_utils import werkzeug_parse_rule
 
 from app import __version__
 from app.api.schemas import Error
+from app.plumbing.json_bodies import INVALID_JSON_MESSAGE
 from app.plumbing.params import BadParameter
 from app.plumbing.uploads import RAW_IMAGE_TYPES
 
@@ -44,7 +45,7 @@ def json_body() -> object:
         raise BadParameter("json", "Send Content-Type: application/json.")
     body = request.get_json(silent=True)
     if body is None:
-        raise BadParameter("json", "The request body is not valid JSON.")
+        raise BadParameter("json", INVALID_JSON_MESSAGE)
     return body
 
 

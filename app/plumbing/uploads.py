@@ -6,6 +6,7 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Request
 from werkzeug.datastructures import FileStorage
@@ -15,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from app.inference import ACCEPTED_FORMATS
+from app.plumbing.json_bodies import json_loading_failed
 
 
 class UploadError(Exception):
@@ -112,6 +114,10 @@ class UploadRequest(Request):
     are capped at MAX_CONTENT_LENGTH either way, so memory stays bounded, and
     a 1 MB photo no longer costs a write and a read (~2 ms of CPU).
     """
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        json_loading_failed(e)
+        return super().on_json_loading_failed(e)
 
     def _load_form_data(self) -> None:
         if "form" in self.__dict__:

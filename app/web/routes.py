@@ -28,7 +28,6 @@ from app.auth.passwords import verify_password
 from app.auth.security import CLEAR_SITE_DATA
 from app.auth.security import end_user_session
 from app.auth.security import safe_next_url
-from app.errors import error_response
 from app.errors import wants_json
 from app.extensions import db
 from app.forms import ConfidenceForm
@@ -120,6 +119,7 @@ def index() -> ResponseReturnValue:
 
 @bp.route("/upload", methods=["POST"])
 @login_required
+@ratelimits.predict_limits
 def upload() -> ResponseReturnValue:
     """Classify the uploaded images, then show the results.
 
@@ -272,6 +272,15 @@ def _history_filters() -> tuple[HistoryFilterForm, HistoryFilters, bool]:
     return form, filters, valid
 
 
+def _export_filters() -> HistoryFilters:
+    """The filters of a download, every one valid: a filtered download must be
+    what was asked for, or nothing (400 ``invalid_filter``)."""
+    form, filters, valid = _history_filters()
+    if not valid:
+        raise BadParameter("filter", next(iter(form.errors.values()))[0])
+    return filters
+
+
 @bp.route("/history")
 @login_required
 def history() -> ResponseReturnValue:
@@ -318,12 +327,7 @@ def export_history(fmt: str) -> ResponseReturnValue:
     """Download the (filtered) history as CSV or JSON."""
     if fmt not in EXPORT_TYPES:
         abort(404)
-    form, filters, valid = _history_filters()
-    if not valid:
-        # A filtered download must be what was asked for, or nothing.
-        message = next(iter(form.errors.values()))[0]
-        return error_response(400, "invalid_filter", message)
-    query = filtered_query(current_user, filters)
+    query = filtered_query(current_user, _export_filters())
     if fmt == "csv":
         body = csv_export(query)
     else:
@@ -342,8 +346,7 @@ def export_history(fmt: str) -> ResponseReturnValue:
 @login_required
 def export_dataset() -> ResponseReturnValue:
     """The (filtered) history's thumbnails and labels as a ZIP, streamed."""
-    _, filters, _ = _history_filters()
-    body = dataset_zip(filtered_query(current_user, filters))
+    body = dataset_zip(filtered_query(current_user, _export_filters()))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     response = Response(stream_with_context(body), content_type="application/zip")
     response.headers["Content-Disposition"] = (
