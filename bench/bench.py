@@ -44,6 +44,7 @@ from bench.program import CORES
 from bench.raw import raw_ceiling
 from devtools.photos import photo_jpeg
 from devtools.server import LiveServer
+from devtools.tables import table
 
 SHARED_IMAGES = program.ROOT.parent / "shared" / "images"
 DEFAULT_IMAGE = SHARED_IMAGES / "bay-1365x1365.jpg"
@@ -161,13 +162,6 @@ def prepare(args: argparse.Namespace) -> Bench:
         image.write_bytes(data)
     backends = ["tensorflow"] + (["openvino"] if openvino_available() else [])
     return Bench(args, workdir, program.model_cache(), image, name, data, backends)
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def section(title: str) -> None:

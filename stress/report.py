@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from devtools.locust import read_csv
+from devtools.tables import table
 
 from . import charts
 
@@ -414,12 +415,6 @@ def summary(run: Run, checks: list[Check], created: str) -> dict:
 
 # --------------------------------------------------------------------------
 # report.md
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def fmt(value: float | None, digits: int = 0) -> str:

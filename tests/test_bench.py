@@ -117,12 +117,6 @@ def test_without_openvino_the_openvino_sections_are_left_out(steps):
     ]
 
 
-def test_table_is_markdown():
-    assert bench.table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
-        "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
-    )
-
-
 def test_served_layouts_start_with_the_two_the_ratios_divide_by():
     labels = [layout.label for layout in served_layouts(int8=False, more=False)]
     assert labels == ["defaults", "before: OPENVINO_PRECISION=f32 BATCH_MAX_SIZE=1"]
