@@ -11,9 +11,9 @@ from pathlib import Path
 
 import requests
 
+from devtools.server import free_port
 from scripts.image_test.engine import Engine
 from scripts.image_test.engine import check
-from scripts.image_test.engine import free_port
 from scripts.image_test.engine import passed
 from scripts.image_test.instance import clean_start
 from scripts.image_test.instance import create_api_token

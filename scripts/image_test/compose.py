@@ -13,11 +13,11 @@ import requests
 from devtools.database import POSTGRES_SERVER
 from devtools.database import drop_postgres_database
 from devtools.database import fresh_postgres_database
+from devtools.server import free_port
 from scripts.image_test.engine import ROOT
 from scripts.image_test.engine import CheckFailed
 from scripts.image_test.engine import Engine
 from scripts.image_test.engine import check
-from scripts.image_test.engine import free_port
 from scripts.image_test.engine import passed
 from scripts.image_test.instance import clean_start
 from scripts.image_test.instance import create_api_token

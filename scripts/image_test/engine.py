@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,12 +25,6 @@ def check(condition: object, message: str) -> None:
 
 def passed(message: str) -> None:
     log.info("  ok  %s", message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def engine_command(choice: str | None) -> list[str]:

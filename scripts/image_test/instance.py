@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from devtools.server import seconds_until_ready
 from scripts.image_test.engine import CheckFailed
 from scripts.image_test.engine import Engine
 from scripts.image_test.engine import check
@@ -26,18 +27,15 @@ EXPECTED_LOG = re.compile(r"WARNING app\.inference\.labels: ImageNet labels not 
 
 def wait_ready(engine: Engine, name: str, url: str, timeout_s: float = 240) -> float:
     """Seconds from now until ``/readyz`` answers 200 (model and database)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
+
+    def alive() -> None:
         state = engine("inspect", "-f", "{{.State.Running}}", name, check_rc=False)
         if state.stdout.strip() != "true":
             raise CheckFailed(f"{name} stopped:\n{engine.logs(name)[-3000:]}")
-        try:
-            if requests.get(url + "/readyz", timeout=3).status_code == 200:
-                return time.monotonic() - started
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise CheckFailed(f"{name}: /readyz not 200 in {timeout_s:.0f} s")
+
+    seconds = seconds_until_ready(url, alive, timeout_s, every_s=0.5)
+    check(seconds is not None, f"{name}: /readyz not 200 in {timeout_s:.0f} s")
+    return seconds
 
 
 def csrf_token(session: requests.Session, url: str) -> str:
