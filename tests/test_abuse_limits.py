@@ -50,6 +50,21 @@ def count(app, model) -> int:
         return db.session.scalar(sa.select(sa.func.count()).select_from(model))
 
 
+def signed_in_client(app, username: str = "alice"):
+    """A browser session of a new user, and the CSRF header its API calls need."""
+    client = app.test_client()
+    auth = AuthActions(client)
+    auth.register(username)
+    return client, {"X-CSRFToken": auth.page_csrf_token()}
+
+
+def batch_statuses(client, headers, times: int) -> list[int]:
+    return [
+        client.post("/api/batches", json={}, headers=headers).status_code
+        for _ in range(times)
+    ]
+
+
 # --------------------------------------------------------------------------
 # 3. /upload and /predict share one per-user budget
 
@@ -293,35 +308,18 @@ def test_the_dataset_zip_still_exports_with_valid_filters(client, token):
 
 def test_empty_batches_are_capped_per_user(make_app):
     app = make_app(MAX_EMPTY_BATCHES=3)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    headers = {"X-CSRFToken": auth.page_csrf_token()}
-    statuses = [
-        client.post("/api/batches", json={"name": "x"}, headers=headers).status_code
-        for _ in range(5)
-    ]
-    assert statuses == [201, 201, 201, 409, 409]
+    client, headers = signed_in_client(app)
+    assert batch_statuses(client, headers, 5) == [201, 201, 201, 409, 409]
     response = client.post("/api/batches", json={"name": "x"}, headers=headers)
     assert response.get_json()["error"]["code"] == "too_many_empty_batches"
     assert count(app, Batch) == 3
     # Another user has a budget of their own.
-    other = app.test_client()
-    AuthActions(other).register("bob")
-    response = other.post(
-        "/api/batches",
-        json={"name": "mine"},
-        headers={"X-CSRFToken": AuthActions(other).page_csrf_token()},
-    )
-    assert response.status_code == 201
+    assert batch_statuses(*signed_in_client(app, "bob"), 1) == [201]
 
 
 def test_a_filled_batch_does_not_count_against_the_cap(make_app):
     app = make_app(MAX_EMPTY_BATCHES=1)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    headers = {"X-CSRFToken": auth.page_csrf_token()}
+    client, headers = signed_in_client(app)
     batch_id = client.post("/api/batches", json={}, headers=headers).get_json()["id"]
     response = client.post(
         "/predict",
@@ -330,21 +328,12 @@ def test_a_filled_batch_does_not_count_against_the_cap(make_app):
         content_type="multipart/form-data",
     )
     assert response.status_code == 200
-    assert client.post("/api/batches", json={}, headers=headers).status_code == 201
-    assert client.post("/api/batches", json={}, headers=headers).status_code == 409
+    assert batch_statuses(client, headers, 2) == [201, 409]
 
 
 def test_batch_creation_is_rate_limited_per_user(make_app):
     app = make_app(BATCH_RATE_LIMIT="2 per hour", MAX_EMPTY_BATCHES=100)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    headers = {"X-CSRFToken": auth.page_csrf_token()}
-    statuses = [
-        client.post("/api/batches", json={}, headers=headers).status_code
-        for _ in range(3)
-    ]
-    assert statuses == [201, 201, 429]
+    assert batch_statuses(*signed_in_client(app), 3) == [201, 201, 429]
 
 
 def age_batches(app, minutes: int) -> None:
@@ -357,14 +346,10 @@ def age_batches(app, minutes: int) -> None:
 
 def test_old_empty_batches_are_purged_when_a_new_one_is_made(make_app):
     app = make_app(MAX_EMPTY_BATCHES=2)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    headers = {"X-CSRFToken": auth.page_csrf_token()}
-    for _ in range(2):
-        assert client.post("/api/batches", json={}, headers=headers).status_code == 201
+    client, headers = signed_in_client(app)
+    assert batch_statuses(client, headers, 2) == [201, 201]
     age_batches(app, 61)
-    assert client.post("/api/batches", json={}, headers=headers).status_code == 201
+    assert batch_statuses(client, headers, 1) == [201]
     assert count(app, Batch) == 1
 
 
@@ -376,10 +361,7 @@ def test_purge_history_deletes_old_empty_batches_only(app, client, token, runner
     fresh = new_batch(client, token, "fresh").get_json()["id"]
     # Making "fresh" already purged alice's old empty batch; one more old one
     # of bob's is left for the command.
-    other = app.test_client()
-    AuthActions(other).register("bob")
-    headers = {"X-CSRFToken": AuthActions(other).page_csrf_token()}
-    other.post("/api/batches", json={}, headers=headers)
+    assert batch_statuses(*signed_in_client(app, "bob"), 1) == [201]
     age_batches(app, 61)
     result = runner.invoke(args=["purge-history"])
     assert result.exit_code == 0, result.output
