@@ -20,8 +20,10 @@ from app.inference import ensure_weights
 from app.inference import parse_weights
 from app.inference import quantize_model
 from app.models import Prediction
+from app.models import Thumbnail
 from app.models import User
 from app.services.history import purge_all_expired
+from app.services.storage import drop_all_unused
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
 
@@ -104,6 +106,10 @@ def purge_history() -> None:
     """Delete predictions older than each user's history retention setting."""
     deleted, users = purge_all_expired()
     click.echo(f"Deleted {deleted} predictions ({users} users with a retention limit).")
+    # Rows removed outside the app (a cascade, by hand) leave theirs behind.
+    unused = drop_all_unused()
+    db.session.commit()
+    click.echo(f"Deleted {unused} thumbnails no prediction uses.")
 
 
 @click.command("set-admin")
@@ -137,7 +143,8 @@ def _recent_thumbnails(count: int) -> list[bytes]:
     """The thumbnails of the latest ``count`` distinct photos users sent."""
     thumbnails: dict[str, bytes] = {}
     rows = db.session.execute(
-        sa.select(Prediction.sha256, Prediction.thumbnail)
+        sa.select(Prediction.sha256, Thumbnail.data)
+        .join(Prediction.thumbnail)
         .order_by(Prediction.id.desc())
         .limit(count * 4)
     )
