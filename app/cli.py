@@ -20,10 +20,12 @@ from app.inference import ensure_weights
 from app.inference import parse_weights
 from app.inference import quantize_model
 from app.models import Prediction
+from app.models import Thumbnail
 from app.models import User
 from app.models import utcnow
 from app.services.batches import delete_empty_batches
 from app.services.history import purge_all_expired
+from app.services.storage import drop_all_unused
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
 
@@ -111,6 +113,10 @@ def purge_history() -> None:
     batches = delete_empty_batches(cutoff)
     db.session.commit()
     click.echo(f"Deleted {batches} empty batches.")
+    # Rows removed outside the app (a cascade, by hand) leave theirs behind.
+    unused = drop_all_unused()
+    db.session.commit()
+    click.echo(f"Deleted {unused} thumbnails no prediction uses.")
 
 
 @click.command("set-admin")
@@ -144,7 +150,8 @@ def _recent_thumbnails(count: int) -> list[bytes]:
     """The thumbnails of the latest ``count`` distinct photos users sent."""
     thumbnails: dict[str, bytes] = {}
     rows = db.session.execute(
-        sa.select(Prediction.sha256, Prediction.thumbnail)
+        sa.select(Prediction.sha256, Thumbnail.data)
+        .join(Prediction.thumbnail)
         .order_by(Prediction.id.desc())
         .limit(count * 4)
     )

@@ -181,6 +181,12 @@ class Config:
     EMPTY_BATCH_TTL = FromEnv("EMPTY_BATCH_MINUTES", timedelta(minutes=60), minutes)
     # Active API tokens a user may hold (the /predict limit counts per user).
     MAX_TOKENS_PER_USER = FromEnv("MAX_TOKENS_PER_USER", 20, as_int)
+    # What one account may store (its history rows and their distinct
+    # thumbnails, app/services/storage.py); past it uploads get 409
+    # storage_quota_exceeded until the person deletes history. 0: no cap.
+    MAX_STORED_BYTES_PER_USER = FromEnv(
+        "MAX_STORED_BYTES_PER_USER", 1024 * 1024 * 1024, as_int
+    )
     # Seconds a request body may take to arrive; then 408 and the connection
     # closes (app/plumbing/body_deadline.py). 0 turns the bound off.
     BODY_TIMEOUT_S = FromEnv("BODY_TIMEOUT_S", 30, as_int)
@@ -250,6 +256,11 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     if settings["BATCH_MAX_SIZE"] < 1:
         raise ValueError(
             f"BATCH_MAX_SIZE must be 1 or more, got {settings['BATCH_MAX_SIZE']}"
+        )
+    if settings["MAX_STORED_BYTES_PER_USER"] < 0:
+        raise ValueError(
+            "MAX_STORED_BYTES_PER_USER must be 0 (no cap) or more, "
+            f"got {settings['MAX_STORED_BYTES_PER_USER']}"
         )
     if settings["BATCH_MAX_DELAY_MS"] < 0:
         raise ValueError(

@@ -27,6 +27,7 @@ from app.plumbing.params import BadParameter
 from app.plumbing.uploads import UploadError
 from app.services.batches import TooManyEmptyBatches
 from app.services.predictions import ImageRejected
+from app.services.storage import StorageQuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,17 @@ def handle_too_many_empty_batches(exc: TooManyEmptyBatches):
     return error_response(409, exc.code, str(exc))
 
 
+def handle_storage_quota(exc: StorageQuotaExceeded):
+    """409: the person can make room (delete history) and send it again."""
+    log.warning("storage quota reached on %s", request.path)
+    return error_response(
+        409,
+        "storage_quota_exceeded",
+        f"Your account stores as much as it may ({exc.limit_bytes // 2**20} MiB). "
+        "Nothing was saved: delete some of your history to upload more.",
+    )
+
+
 def handle_inference_error(exc: InferenceError):
     status, code, message = inference_error_parts(exc)
     headers = None
@@ -206,5 +218,6 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
     app.register_error_handler(TooManyEmptyBatches, handle_too_many_empty_batches)
+    app.register_error_handler(StorageQuotaExceeded, handle_storage_quota)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

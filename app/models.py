@@ -1,4 +1,5 @@
-"""Database models: users, their API tokens, predictions and batches."""
+"""Database models: users, their API tokens, predictions, their thumbnails and
+batches."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ class User(UserMixin, db.Model):
     # May open /admin; granted with ``flask set-admin USERNAME``.
     is_admin: so.Mapped[bool] = so.mapped_column(
         sa.Boolean, default=False, server_default=sa.false()
+    )
+    # What the account stores, as app/services/storage.py counts it (its rows
+    # and the distinct thumbnails they show); MAX_STORED_BYTES_PER_USER caps it.
+    stored_bytes: so.Mapped[int] = so.mapped_column(
+        sa.BigInteger, default=0, server_default="0"
     )
 
     sessions: so.WriteOnlyMapped[UserSession] = so.relationship(
@@ -164,6 +170,20 @@ class Batch(db.Model):
         }
 
 
+class Thumbnail(db.Model):
+    """A history JPEG, stored once by content: every row of identical uploads
+    (a cache hit, or the same photo sent again) points at the same one."""
+
+    __tablename__ = "thumbnails"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # SHA-256 of ``data``; unique, so concurrent inserts of one image meet.
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    size_bytes: so.Mapped[int] = so.mapped_column(sa.Integer)
+    data: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
+
+
 class Prediction(db.Model):
     __tablename__ = "predictions"
     __table_args__ = (
@@ -173,6 +193,8 @@ class Prediction(db.Model):
         sa.Index("ix_predictions_cache", "sha256", "model_fingerprint"),
         # Admin agreement figures and the history's review filter.
         sa.Index("ix_predictions_feedback", "feedback_correct"),
+        # Whether a thumbnail is still used (by anyone, or by this user).
+        sa.Index("ix_predictions_thumbnail", "thumbnail_id", "user_id"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -198,8 +220,7 @@ class Prediction(db.Model):
     # True when the scores were copied from an earlier identical upload.
     cached: so.Mapped[bool] = so.mapped_column(sa.Boolean, server_default=sa.false())
     timing_ms: so.Mapped[dict] = so.mapped_column(sa.JSON)
-    # Deferred: history lists never load the image bytes.
-    thumbnail: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary, deferred=True)
+    thumbnail_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("thumbnails.id"))
     # Set while the owner shares this result through a public link.
     share_token: so.Mapped[str | None] = so.mapped_column(
         sa.String(64), index=True, unique=True
@@ -223,6 +244,9 @@ class Prediction(db.Model):
     explanation: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
 
     user: so.Mapped[User] = so.relationship(back_populates="predictions")
+    # Loaded only when asked for (``so.joinedload``): a history list never
+    # reads the image bytes, and an accidental lazy load raises.
+    thumbnail: so.Mapped[Thumbnail] = so.relationship(lazy="raise")
 
     @property
     def random_weights(self) -> bool:

@@ -14,6 +14,7 @@ from app.extensions import db
 from app.models import Prediction
 from app.models import User
 from app.models import utcnow
+from app.services.storage import thumbnail_id
 from app.web.admin import histogram_quantile
 from app.web.admin import percentile
 from tests.conftest import PASSWORD
@@ -50,7 +51,7 @@ def add_prediction(user_id, label, *, age, cached=False, ms=(10.0, 2.0, 30.0)):
                 "preprocess": preprocess,
                 "inference": inference,
             },
-            thumbnail=b"",
+            thumbnail_id=thumbnail_id(b""),
             created_at=utcnow() - age,
         )
     )

@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
+from app.services.storage import thumbnail_id
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
 
@@ -58,7 +59,7 @@ def add_prediction(
             weights="random",
             backend="openvino",
             timing_ms={"decode": 1.0, "preprocess": 0.5, "inference": 9.0},
-            thumbnail=make_image_bytes("JPEG", size=(32, 24)),
+            thumbnail_id=thumbnail_id(make_image_bytes("JPEG", size=(32, 24))),
             created_at=created_at or NOW,
         )
         db.session.add(row)

@@ -18,6 +18,7 @@ from app.plumbing.params import parse_decimal
 from app.plumbing.params import parse_id_list
 from app.plumbing.params import parse_int
 from app.plumbing.params import parse_page
+from app.services.storage import thumbnail_id
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
 
@@ -96,7 +97,7 @@ def owner(app, client, signed_in, token):
             top_score=0.5,
             top_k=[{"class_id": 1, "wnid": "n0", "label": "x", "score": 0.5}],
             timing_ms={"decode": 0.0, "preprocess": 0.0, "inference": 0.0},
-            thumbnail=b"",
+            thumbnail_id=thumbnail_id(b""),
         )
         db.session.add(row)
         db.session.commit()

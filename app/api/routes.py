@@ -41,6 +41,7 @@ from app.services import feedback
 from app.services.batches import create_batch
 from app.services.classification import classify_params
 from app.services.classification import classify_request
+from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
 from app.services.predictions import server_timing_header
@@ -99,6 +100,11 @@ def no_content(description: str) -> Response:
             "not a batch of yours), `invalid_explain` (not true, false, 1 or 0).",
         ),
         HTTP_401=UNAUTHORIZED,
+        HTTP_409=(
+            Error,
+            "`storage_quota_exceeded`: the account stores MAX_STORED_BYTES_PER_USER "
+            "already; nothing was stored (delete history to upload more).",
+        ),
         HTTP_413=(
             Error,
             "`payload_too_large` (body over MAX_UPLOAD_BYTES) or `image_too_large` "
@@ -226,10 +232,10 @@ def get_prediction(prediction_id: int, query: ExplainQuery):
 )
 def get_thumbnail(prediction_id: int):
     """The stored thumbnail of one prediction."""
-    prediction = owned_prediction(current_user, prediction_id)
+    prediction = owned_prediction(current_user, prediction_id, thumbnail=True)
     if prediction is None:
         return _not_found()
-    return jpeg_response(prediction.thumbnail, THUMBNAIL_CACHE_CONTROL)
+    return jpeg_response(prediction.thumbnail.data, THUMBNAIL_CACHE_CONTROL)
 
 
 @bp.route("/api/predictions/<id:prediction_id>", methods=["DELETE"])
@@ -242,8 +248,7 @@ def delete_prediction(prediction_id: int):
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
-    db.session.delete(prediction)
-    db.session.commit()
+    delete_one(prediction)
     return "", 204
 
 

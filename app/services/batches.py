@@ -25,6 +25,7 @@ from app.plumbing.params import MAX_ID
 from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_int
 from app.services.history import within_retention
+from app.services.storage import delete_predictions
 
 # The batch page shows this many photos; the exports have them all.
 PAGE_LIMIT = 500
@@ -173,11 +174,9 @@ def label_counts(user: User, batch: Batch) -> list[tuple[str, int]]:
 
 def delete_batch(user: User, batch: Batch) -> int:
     """Delete the batch and its photos; returns how many photos went."""
-    result = db.session.execute(
-        sa.delete(Prediction).where(
-            Prediction.batch_id == batch.id, Prediction.user_id == user.id
-        )
+    deleted = delete_predictions(
+        Prediction.batch_id == batch.id, Prediction.user_id == user.id
     )
     db.session.delete(batch)
     db.session.commit()
-    return result.rowcount
+    return deleted

@@ -4,8 +4,9 @@
 :func:`classify_request`: parameters are parsed once, the images are read,
 classified and stored once, and the outcome is reported to the metrics and the
 request log as data. Refusals are raised (``BadParameter``, ``UploadError``,
-``ImageRejected``, ``InferenceError``) and answered by ``app/errors.py``, a
-page or JSON as the request asks. The views only shape the success.
+``ImageRejected``, ``InferenceError``, ``StorageQuotaExceeded``) and answered
+by ``app/errors.py``, a page or JSON as the request asks. The views only shape
+the success.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def classify_request(
         use_cache=config["RESULT_CACHE"],
         batch_id=params.batch_id,
         shared_cache=config["RESULT_CACHE_SHARED"],
+        max_stored_bytes=config["MAX_STORED_BYTES_PER_USER"],
     )
     metrics.observe_classification(outcome)
     return outcome

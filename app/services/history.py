@@ -21,6 +21,7 @@ from app.extensions import db
 from app.models import Prediction
 from app.models import User
 from app.models import utcnow
+from app.services.storage import delete_predictions
 
 # Sort keys offered on the history page: key -> (label, ORDER BY columns).
 SORTS: dict[str, tuple[str, tuple]] = {
@@ -140,13 +141,17 @@ def delete_owned(user: User, ids: list[int]) -> int:
     """Delete the user's predictions among ``ids``; other users' ids are ignored."""
     if not ids:
         return 0
-    result = db.session.execute(
-        sa.delete(Prediction).where(
-            Prediction.user_id == user.id, Prediction.id.in_(set(ids))
-        )
+    deleted = delete_predictions(
+        Prediction.user_id == user.id, Prediction.id.in_(set(ids))
     )
     db.session.commit()
-    return result.rowcount
+    return deleted
+
+
+def delete_one(row: Prediction) -> None:
+    """Delete one prediction (already checked to be the user's) and commit."""
+    delete_predictions(Prediction.id == row.id)
+    db.session.commit()
 
 
 # --------------------------------------------------------------------------
@@ -182,12 +187,9 @@ def delete_expired(user: User, now: datetime | None = None) -> int:
     cutoff = retention_cutoff(user, now)
     if cutoff is None:
         return 0
-    result = db.session.execute(
-        sa.delete(Prediction).where(
-            Prediction.user_id == user.id, Prediction.created_at < cutoff
-        )
+    return delete_predictions(
+        Prediction.user_id == user.id, Prediction.created_at < cutoff
     )
-    return result.rowcount
 
 
 def purge_expired(user: User, now: datetime | None = None) -> int:
@@ -349,12 +351,12 @@ def dataset_zip(query: sa.Select) -> Iterator[bytes]:
     writer.writerow(DATASET_COLUMNS)
     # JPEG thumbnails do not compress further: stored, not deflated.
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
-        rows = query.options(so.undefer(Prediction.thumbnail)).execution_options(
+        rows = query.options(so.joinedload(Prediction.thumbnail)).execution_options(
             yield_per=100
         )
         for row in db.session.scalars(rows):
             name = f"images/{row.id}.jpg"
-            archive.writestr(name, row.thumbnail)
+            archive.writestr(name, row.thumbnail.data)
             values = (
                 name,
                 row.filename,

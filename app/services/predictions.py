@@ -22,6 +22,7 @@ from app.models import User
 from app.plumbing.params import MAX_ID
 from app.plumbing.params import BadParameter
 from app.plumbing.uploads import Upload
+from app.services import storage
 from app.services.history import delete_expired
 from app.services.history import within_retention
 
@@ -56,16 +57,42 @@ def classify_and_store(
     use_cache: bool = True,
     batch_id: int | None = None,
     shared_cache: bool = False,
+    max_stored_bytes: int = 0,
 ) -> ClassifyOutcome:
     """Classify every upload and store one history row each, in upload order.
 
     Uploads whose bytes were classified before by the same model (for the same
     user, unless ``shared_cache``) are answered from the database (no decoding,
     no inference); the rest are decoded and run through the network as one
-    batch. Nothing is stored unless every upload decodes and the commit
-    succeeds, so a success reply always means the rows exist and a failure
-    leaves none.
+    batch. Nothing is stored unless every upload decodes, the account stays
+    within ``max_stored_bytes`` (0: no cap) and the commit succeeds, so a
+    success reply always means the rows exist and a failure leaves none.
+
+    :raises storage.StorageQuotaExceeded: the account's storage is full.
     """
+    storage.check_room(user, len(uploads), max_stored_bytes)
+    args = (classifier, user, uploads, top_k, batch_id, shared_cache)
+    try:
+        return _classify_and_store(*args, use_cache, max_stored_bytes)
+    except CachedThumbnailGone:
+        # The row a hit copied from was deleted, with its thumbnail, meanwhile.
+        return _classify_and_store(*args, False, max_stored_bytes)
+
+
+class CachedThumbnailGone(Exception):
+    """A cache hit's thumbnail was removed before the new row was stored."""
+
+
+def _classify_and_store(
+    classifier: Classifier,
+    user: User,
+    uploads: list[Upload],
+    top_k: int,
+    batch_id: int | None,
+    shared_cache: bool,
+    use_cache: bool,
+    max_stored_bytes: int,
+) -> ClassifyOutcome:
     started = time.perf_counter()
     digests = [hashlib.sha256(upload.data).hexdigest() for upload in uploads]
     owner = None if shared_cache else user.id
@@ -88,7 +115,8 @@ def classify_and_store(
         else:
             network.fill(row, i)
         rows.append(row)
-    store(user, rows, batch_id)
+    thumbnails = {i: network.decoded[i].thumbnail for i in misses}
+    store(user, rows, thumbnails, max_stored_bytes, batch_id)
     finished = time.perf_counter()
     return ClassifyOutcome(
         rows=rows,
@@ -177,8 +205,18 @@ def new_row(
     )
 
 
-def store(user: User, rows: list[Prediction], batch_id: int | None = None) -> None:
+def store(
+    user: User,
+    rows: list[Prediction],
+    thumbnails: dict[int, bytes],
+    max_stored_bytes: int = 0,
+    batch_id: int | None = None,
+) -> None:
     """Commit the rows in one transaction with the user's retention purge.
+
+    ``thumbnails`` are the new JPEGs by row index (the other rows reuse their
+    cache source's): each is stored once by content. The account is charged
+    (and refused past ``max_stored_bytes``) before anything is kept.
 
     :raises BadParameter: the batch the rows go into was deleted since the
         request checked it (while the photos uploaded); nothing is stored.
@@ -187,6 +225,15 @@ def store(user: User, rows: list[Prediction], batch_id: int | None = None) -> No
         delete_expired(user)
         if batch_id is not None and lock_batch(user, batch_id) is None:
             raise batch_gone()
+        ids = storage.thumbnail_ids(thumbnails.values())
+        for index, data in thumbnails.items():
+            rows[index].thumbnail_id = ids[storage.digest(data)]
+        # The charge is the first write when there is no new thumbnail: from
+        # here on SQLite lets no other writer in, so the check below holds.
+        storage.charge(user.id, rows, max_stored_bytes)
+        reused = {row.thumbnail_id for row in rows} - set(ids.values())
+        if reused - storage.still_stored(reused):
+            raise CachedThumbnailGone
         db.session.add_all(rows)
         commit_keeping_state(db.session())
     except sa.exc.IntegrityError:
@@ -257,11 +304,8 @@ def cached_results(
     if owner_id is not None:
         latest = latest.where(Prediction.user_id == owner_id)
     latest = latest.group_by(Prediction.sha256)
-    rows = db.session.scalars(
-        sa.select(Prediction)
-        .where(Prediction.id.in_(latest))
-        .options(so.undefer(Prediction.thumbnail))
-    ).all()
+    query = sa.select(Prediction).where(Prediction.id.in_(latest))
+    rows = db.session.scalars(query).all()
     return {
         row.sha256: row
         for row in rows
@@ -274,7 +318,7 @@ def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
     row.width, row.height = source.width, source.height
     row.top_k = source.top_k[:top_k]
     row.top_label, row.top_score = source.top_label, source.top_score
-    row.thumbnail = source.thumbnail
+    row.thumbnail_id = source.thumbnail_id  # shared, never copied
     row.explanation = explanations.trimmed(source.explanation, top_k)
     row.cached = True
     row.timing_ms = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0}
@@ -286,7 +330,6 @@ def fill_new_result(row: Prediction, image, predictions, batch, maps=None) -> No
     row.width, row.height = image.width, image.height
     row.top_k = [p.as_dict() for p in predictions]
     row.top_label, row.top_score = best.label, best.score
-    row.thumbnail = image.thumbnail
     row.explanation = explanations.stored(maps)
     row.cached = False
     row.timing_ms = {
@@ -297,17 +340,21 @@ def fill_new_result(row: Prediction, image, predictions, batch, maps=None) -> No
     }
 
 
-def owned_prediction(user: User, prediction_id: int) -> Prediction | None:
-    """The user's own prediction, or None (also for other users' ids)."""
+def owned_prediction(
+    user: User, prediction_id: int, *, thumbnail: bool = False
+) -> Prediction | None:
+    """The user's own prediction (with its thumbnail's bytes when
+    ``thumbnail``), or None (also for other users' ids)."""
     if not 0 < prediction_id <= MAX_ID:
         return None
-    return db.session.scalar(
-        sa.select(Prediction).where(
-            Prediction.id == prediction_id,
-            Prediction.user_id == user.id,
-            *within_retention(user),
-        )
+    query = sa.select(Prediction).where(
+        Prediction.id == prediction_id,
+        Prediction.user_id == user.id,
+        *within_retention(user),
     )
+    if thumbnail:
+        query = query.options(so.joinedload(Prediction.thumbnail))
+    return db.session.scalar(query)
 
 
 def history_query(user: User) -> sa.Select:

@@ -37,7 +37,7 @@ def shared_prediction(token: str, *, thumbnail: bool = False) -> Prediction | No
         return None
     query = sa.select(Prediction).where(Prediction.share_token == token)
     if thumbnail:
-        query = query.options(so.undefer(Prediction.thumbnail))
+        query = query.options(so.joinedload(Prediction.thumbnail))
     prediction = db.session.scalar(query.options(so.joinedload(Prediction.user)))
     if prediction is None or is_expired(prediction, prediction.user):
         return None

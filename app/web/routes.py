@@ -38,10 +38,7 @@ from app.forms import RetentionForm
 from app.forms import TokenForm
 from app.forms import UploadForm
 from app.models import ApiToken
-from app.models import Batch
 from app.models import Prediction
-from app.models import User
-from app.models import UserSession
 from app.models import utcnow
 from app.plumbing import ratelimits
 from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
@@ -50,6 +47,7 @@ from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_id_list
 from app.plumbing.params import parse_page
 from app.services import feedback
+from app.services.accounts import delete_account_data
 from app.services.batches import recent_batches
 from app.services.classification import classify_params
 from app.services.classification import classify_request
@@ -57,6 +55,7 @@ from app.services.history import DEFAULT_SORT
 from app.services.history import HistoryFilters
 from app.services.history import csv_export
 from app.services.history import dataset_zip
+from app.services.history import delete_one
 from app.services.history import delete_owned
 from app.services.history import filtered_query
 from app.services.history import json_export
@@ -209,9 +208,10 @@ def set_confidence() -> ResponseReturnValue:
 @login_required
 def thumbnail(prediction_id: int) -> ResponseReturnValue:
     """The stored thumbnail (owner only)."""
-    prediction = owned_prediction(current_user, prediction_id) or abort(404)
+    prediction = owned_prediction(current_user, prediction_id, thumbnail=True)
+    prediction = prediction or abort(404)
     # The browser may keep it briefly, never a shared cache; sign-out clears it.
-    return jpeg_response(prediction.thumbnail, THUMBNAIL_CACHE_CONTROL)
+    return jpeg_response(prediction.thumbnail.data, THUMBNAIL_CACHE_CONTROL)
 
 
 @bp.route(PREDICTION + "/delete", methods=["POST"])
@@ -219,9 +219,9 @@ def thumbnail(prediction_id: int) -> ResponseReturnValue:
 def delete(prediction_id: int) -> ResponseReturnValue:
     """Delete one prediction from the history."""
     prediction = owned_prediction(current_user, prediction_id) or abort(404)
-    db.session.delete(prediction)
-    db.session.commit()
-    flash(f"Deleted {prediction.filename}.", "info")
+    filename = prediction.filename
+    delete_one(prediction)
+    flash(f"Deleted {filename}.", "info")
     return redirect(safe_next_url(request.form.get("next")) or url_for("web.history"))
 
 
@@ -405,7 +405,7 @@ def shared(token: str) -> ResponseReturnValue:
 def shared_thumbnail(token: str) -> ResponseReturnValue:
     """The thumbnail of a shared result."""
     prediction = shared_prediction(token, thumbnail=True) or abort(404)
-    return _public(jpeg_response(prediction.thumbnail, "no-store"))
+    return _public(jpeg_response(prediction.thumbnail.data, "no-store"))
 
 
 # --------------------------------------------------------------------------
@@ -514,12 +514,7 @@ def delete_account() -> ResponseReturnValue:
         ratelimits.count_failed_password_check()
         form.password.errors.append("The password is wrong.")
         return _account_page(TokenForm(formdata=None), 400, delete_account_form=form)
-    user_id = current_user.id
-    # One transaction: either everything goes, or nothing does.
-    for model in (Prediction, Batch, ApiToken, UserSession):
-        db.session.execute(sa.delete(model).where(model.user_id == user_id))
-    db.session.execute(sa.delete(User).where(User.id == user_id))
-    db.session.commit()
+    delete_account_data(current_user.id)
     end_user_session()
     flash("Your account and all its data are deleted.", "info")
     response = redirect(url_for("auth.login"))

@@ -44,8 +44,9 @@ def verify(
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.text(
-                    "SELECT id, filename, thumbnail FROM predictions "
-                    "WHERE filename LIKE :prefix"
+                    "SELECT p.id, p.filename, t.data AS thumbnail "
+                    "FROM predictions p LEFT JOIN thumbnails t "
+                    "ON t.id = p.thumbnail_id WHERE p.filename LIKE :prefix"
                 ),
                 {"prefix": f"{scenario}-c%"},
             ).all()
