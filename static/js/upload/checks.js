@@ -2,7 +2,8 @@
  * What the server accepts, checked in the browser before anything is sent:
  * image types, sizes, and how many photos one request may carry. The server
  * checks again and has the last word; these only spare a wasted upload.
- * Nothing here touches the page.
+ * Nothing here touches the page. The two formatters of its messages
+ * (formatBytes, plural) serve the other modules too.
  */
 
 const ALLOWED_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/bmp']);
