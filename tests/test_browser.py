@@ -561,6 +561,26 @@ def test_file_picker_keyboard_and_paste(page):
     assert "240 × 320 px" in page.page.locator("figcaption").inner_text()
 
 
+def test_upload_form_works_without_javascript(new_page):
+    plain = new_page(java_script_enabled=False)
+    register(plain)
+    page = plain.page
+    # The page's modules never ran: the native input and its label are there.
+    assert page.locator("#choose-button").is_hidden()
+    assert page.locator("#upload-form.is-enhanced").count() == 0
+    page.get_by_label("Choose photos").set_input_files(
+        [
+            {"name": "one.jpg", "mimeType": "image/jpeg", "buffer": jpeg()},
+            {"name": "two.jpg", "mimeType": "image/jpeg", "buffer": jpeg((200, 300))},
+        ]
+    )
+    with page.expect_navigation(url=re.compile(r"/(predictions|results)")):
+        page.get_by_role("button", name="Classify").click()
+    plain.check()
+    text = page.inner_text("main")
+    assert "one.jpg" in text and "two.jpg" in text
+
+
 def test_upload_errors_are_explained_and_nothing_is_sent(page, server):
     register(page)
     drop(

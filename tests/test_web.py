@@ -59,6 +59,16 @@ def test_upload_several_images_lists_them_in_order(client, signed_in):
     assert html.index("first.jpg") < html.index("second.jpg")
 
 
+def test_upload_with_the_folder_and_camera_inputs_left_empty(client, signed_in):
+    # A plain post sends every file input of the form; an empty one is a part
+    # with no file name and no bytes, which is no photo (and not "empty").
+    empty = (io.BytesIO(b""), "")
+    response = upload(client, signed_in, [jpeg("cat.jpg"), empty, empty])
+    assert response.status_code == 302
+    assert "cat.jpg" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert upload(client, signed_in, [empty, empty]).status_code == 400
+
+
 def test_upload_errors_are_shown_on_the_form(client, signed_in, app):
     response = upload(client, signed_in, [(io.BytesIO(b"plain text"), "notes.jpg")])
     assert response.status_code == 400

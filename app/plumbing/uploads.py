@@ -279,7 +279,11 @@ def read_uploads(request: Request, max_files: int) -> list[Upload]:
     """Files from the ``image`` field, or the raw body for image content types."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        files = [f for f in request.files.getlist("image") if f is not None]
+        files = [
+            f
+            for f in request.files.getlist("image")
+            if f is not None and not is_empty_file_input(f)
+        ]
         if not files:
             raise UploadError(
                 400, "no_file", "No image was sent: use the form field 'image'."
@@ -300,6 +304,18 @@ def read_uploads(request: Request, max_files: int) -> list[Upload]:
         "Send images as multipart/form-data in the field 'image', or as a raw "
         "body with an image Content-Type such as image/jpeg.",
     )
+
+
+def is_empty_file_input(storage) -> bool:
+    """Whether a part is what a browser sends for a file input left empty: no
+    file name and no bytes (HTML's form submission). The upload page has three
+    inputs named ``image`` (files, folder, camera); a plain post fills one."""
+    if storage.filename:
+        return False
+    # Peek, and put the stream back as it was for whoever reads it next.
+    empty = not storage.stream.read(1)
+    storage.stream.seek(0)
+    return empty
 
 
 def file_bytes(storage) -> bytes:
