@@ -24,7 +24,7 @@ from scripts.image_test.instance import register
 from scripts.image_test.instance import user_of
 from scripts.image_test.instance import wait_ready
 
-# The documented mounts for --read-only (README, Deployment): /app/instance
+# The documented mounts for --read-only (docs/deployment.md, The image): /app/instance
 # must belong to the image's user; podman says so with U, docker with uid/gid.
 READ_ONLY_MOUNTS = {
     "docker": ["/tmp", "/app/instance:uid=10001,gid=10001"],
