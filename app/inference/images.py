@@ -420,7 +420,12 @@ def decode_image(
                 stream.deadline = time.thread_time() + cpu_budget_s
             image.load()
             stream.deadline = None
-            image = to_rgb(image, reduction_factor(image.size, needed))
+            loaded = image
+            image = to_rgb(loaded, reduction_factor(loaded.size, needed))
+            if image is not loaded:
+                # Free the full-size pixels inside the reservation: left to
+                # the plugin's reference cycles, the GC frees them later.
+                loaded.close()
             if orientation in _UPRIGHT:
                 image = image.transpose(_UPRIGHT[orientation])
             pixels = np.asarray(
