@@ -46,6 +46,13 @@ def as_int(value: str) -> int:
         raise ValueError("must be an integer") from None
 
 
+def as_float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
 def hours(value: str) -> timedelta:
     return timedelta(hours=as_int(value))
 
@@ -98,6 +105,13 @@ class Config:
     MAX_CONTENT_LENGTH = FromEnv("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, as_int)
     MAX_FILES_PER_REQUEST = FromEnv("MAX_FILES_PER_REQUEST", 16, as_int)
     MAX_IMAGE_PIXELS = FromEnv("MAX_IMAGE_PIXELS", 40_000_000, as_int)
+    # Decode bounds (issue 23; figures in docs/reliability.md): JPEG scans
+    # (each walks every block of the image), CPU seconds of one decode (0: no
+    # limit), and the estimated peak memory of the decodes a worker runs at
+    # once (0: no limit; the rest wait, then 503).
+    MAX_JPEG_SCANS = FromEnv("MAX_JPEG_SCANS", 100, as_int)
+    DECODE_CPU_BUDGET_S = FromEnv("DECODE_CPU_BUDGET_S", 3.0, as_float)
+    DECODE_MEMORY_BUDGET_MB = FromEnv("DECODE_MEMORY_BUDGET_MB", 768, as_int)
     DEFAULT_TOP_K = 5
     # Answer re-uploads of identical bytes from the database (same model only).
     RESULT_CACHE = FromEnv("RESULT_CACHE", True, as_bool)
@@ -262,6 +276,13 @@ def check_settings(settings: Mapping[str, Any]) -> None:
             "MAX_STORED_BYTES_PER_USER must be 0 (no cap) or more, "
             f"got {settings['MAX_STORED_BYTES_PER_USER']}"
         )
+    if settings["MAX_JPEG_SCANS"] < 1:
+        raise ValueError(
+            f"MAX_JPEG_SCANS must be 1 or more, got {settings['MAX_JPEG_SCANS']}"
+        )
+    for name in ("DECODE_CPU_BUDGET_S", "DECODE_MEMORY_BUDGET_MB"):
+        if settings[name] < 0:
+            raise ValueError(f"{name} must be 0 or more, got {settings[name]}")
     if settings["BATCH_MAX_DELAY_MS"] < 0:
         raise ValueError(
             "BATCH_MAX_DELAY_MS must be 0 or more, "

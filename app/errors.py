@@ -16,6 +16,8 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
+from app.inference import DecodeBusy
+from app.inference import ImageTooComplex
 from app.inference import ImageTooLarge
 from app.inference import InferenceError
 from app.inference import InvalidImage
@@ -35,7 +37,9 @@ INFERENCE_STATUS = {
     InvalidImage: 400,
     UnsupportedFormat: 415,
     ImageTooLarge: 413,
+    ImageTooComplex: 413,
     ModelUnavailable: 503,
+    DecodeBusy: 503,
 }
 HTTP_CODE_NAMES = {
     400: "bad_request",
@@ -131,6 +135,8 @@ def handle_bad_parameter(exc: BadParameter):
 
 def handle_image_rejected(exc: ImageRejected):
     status, code, message = inference_error_parts(exc.error)
+    if status == 503:  # the decode was shed, not the file refused
+        return error_response(status, code, message, retry_after(exc.error))
     log_rejected_upload(code, exc.filename)
     return error_response(status, code, f"{exc.filename}: {message}")
 
@@ -152,11 +158,14 @@ def handle_storage_quota(exc: StorageQuotaExceeded):
 
 def handle_inference_error(exc: InferenceError):
     status, code, message = inference_error_parts(exc)
-    headers = None
-    if status == 503:
-        headers = {"Retry-After": "1" if exc.code == "overloaded" else "5"}
-        log.warning("503 %s on %s %s", exc.code, request.method, request.path)
+    headers = retry_after(exc) if status == 503 else None
     return error_response(status, code, message, headers)
+
+
+def retry_after(exc: InferenceError) -> dict[str, str]:
+    """A 503's header (and log line): soon after an overload, later otherwise."""
+    log.warning("503 %s on %s %s", exc.code, request.method, request.path)
+    return {"Retry-After": "1" if exc.code == "overloaded" else "5"}
 
 
 def inference_error_parts(exc: InferenceError) -> tuple[int, str, str]:

@@ -42,6 +42,9 @@ class ModelService:
             "intra_op_threads": app.config["INTRA_OP_THREADS"],
             "inter_op_threads": app.config["INTER_OP_THREADS"],
             "max_pixels": app.config["MAX_IMAGE_PIXELS"],
+            "max_jpeg_scans": app.config["MAX_JPEG_SCANS"],
+            "decode_cpu_budget_s": app.config["DECODE_CPU_BUDGET_S"],
+            "decode_memory_budget_mb": app.config["DECODE_MEMORY_BUDGET_MB"],
             "batch_max_size": app.config["BATCH_MAX_SIZE"],
             "batch_max_delay_ms": app.config["BATCH_MAX_DELAY_MS"],
         }

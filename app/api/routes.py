@@ -107,8 +107,10 @@ def no_content(description: str) -> Response:
         ),
         HTTP_413=(
             Error,
-            "`payload_too_large` (body over MAX_UPLOAD_BYTES) or `image_too_large` "
-            "(over MAX_IMAGE_PIXELS).",
+            "`payload_too_large` (body over MAX_UPLOAD_BYTES), `image_too_large` "
+            "(over MAX_IMAGE_PIXELS, or its decode would need more memory than "
+            "DECODE_MEMORY_BUDGET_MB) or `image_too_complex` (a JPEG of more than "
+            "MAX_JPEG_SCANS scans, or a decode past DECODE_CPU_BUDGET_S of CPU).",
         ),
         HTTP_415=(Error, "`unsupported_format`, `unsupported_media_type`."),
         HTTP_429=(
@@ -117,8 +119,8 @@ def no_content(description: str) -> Response:
         ),
         HTTP_503=(
             Error,
-            "`model_unavailable`, `database_unavailable` or `overloaded`; see "
-            "`Retry-After`.",
+            "`model_unavailable`, `database_unavailable` or `overloaded` (every "
+            "slot taken, or the decode memory budget); see `Retry-After`.",
         ),
     ),
     operation_id="predict",

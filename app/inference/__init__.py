@@ -12,6 +12,8 @@ from .classifier import BatchResult
 from .classifier import Classifier
 from .classifier import ModelInfo
 from .classifier import Prediction
+from .errors import DecodeBusy
+from .errors import ImageTooComplex
 from .errors import ImageTooLarge
 from .errors import InferenceError
 from .errors import InvalidImage
@@ -19,6 +21,8 @@ from .errors import ModelUnavailable
 from .errors import UnsupportedFormat
 from .errors import WeightsUnavailable
 from .images import ACCEPTED_FORMATS
+from .images import DECODE_CPU_BUDGET_S
+from .images import MAX_JPEG_SCANS
 from .images import DecodedImage
 from .labels import Labels
 from .labels import load_labels
@@ -42,7 +46,9 @@ __all__ = [
     "BatchResult",
     "Batcher",
     "Classifier",
+    "DecodeBusy",
     "DecodedImage",
+    "ImageTooComplex",
     "ImageTooLarge",
     "InferenceError",
     "InvalidImage",
@@ -83,6 +89,9 @@ def build_classifier(
     converted_model: str | Path | None = None,
     batch_max_size: int = 1,
     batch_max_delay_ms: float = 0.0,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    decode_cpu_budget_s: float = DECODE_CPU_BUDGET_S,
+    decode_memory_budget_mb: int = 0,
 ) -> Classifier:
     """Build (not load) a classifier from settings; loading is ``load()``."""
     spec = parse_weights(weights)
@@ -104,6 +113,9 @@ def build_classifier(
         max_pixels=max_pixels,
         batch_max_size=batch_max_size,
         batch_max_delay_ms=batch_max_delay_ms,
+        max_jpeg_scans=max_jpeg_scans,
+        decode_cpu_budget_s=decode_cpu_budget_s,
+        decode_memory_budget_mb=decode_memory_budget_mb,
     )
 
 

@@ -19,7 +19,10 @@ from .batching import Batcher
 from .batching import BatchObserver
 from .cam import activation_maps
 from .errors import ModelUnavailable
+from .images import DECODE_CPU_BUDGET_S
+from .images import MAX_JPEG_SCANS
 from .images import DecodedImage
+from .images import MemoryBudget
 from .images import decode_image
 from .images import preprocess_batch
 from .labels import Labels
@@ -101,11 +104,22 @@ class Classifier:
         max_pixels: int = 40_000_000,
         batch_max_size: int = 1,
         batch_max_delay_ms: float = 0.0,
+        max_jpeg_scans: int = MAX_JPEG_SCANS,
+        decode_cpu_budget_s: float = DECODE_CPU_BUDGET_S,
+        decode_memory_budget_mb: int = 0,
     ) -> None:
         self.runtime = runtime
         self.labels = labels
         self.weights = weights
         self.max_pixels = max_pixels
+        self.max_jpeg_scans = max_jpeg_scans
+        self.decode_cpu_budget_s = decode_cpu_budget_s
+        # One budget for the process: every thread's decodes share it (0: none).
+        self.decode_memory = (
+            MemoryBudget(decode_memory_budget_mb * 2**20)
+            if decode_memory_budget_mb > 0
+            else None
+        )
         self.batch_max_size = batch_max_size
         self.batch_max_delay_ms = batch_max_delay_ms
         # Called with (images, inference ms) after each network batch (metrics).
@@ -158,7 +172,13 @@ class Classifier:
 
     def decode(self, data: bytes) -> DecodedImage:
         """Decode and check one upload; raises the package's image errors."""
-        return decode_image(data, max_pixels=self.max_pixels)
+        return decode_image(
+            data,
+            max_pixels=self.max_pixels,
+            max_jpeg_scans=self.max_jpeg_scans,
+            cpu_budget_s=self.decode_cpu_budget_s,
+            memory_budget=self.decode_memory,
+        )
 
     def classify(self, images: Sequence[DecodedImage], top_k: int = 5) -> BatchResult:
         """Run all images through the network as one batch."""

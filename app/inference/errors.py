@@ -25,6 +25,20 @@ class ImageTooLarge(InferenceError):
     code = "image_too_large"
 
 
+class ImageTooComplex(InferenceError):
+    """The image would cost more to decode than we allow: too many JPEG scans,
+    or more CPU time than the decode budget."""
+
+    code = "image_too_complex"
+
+
+class DecodeBusy(InferenceError):
+    """The process's decode memory budget stayed taken for too long: shed like
+    an overload (503, retry soon)."""
+
+    code = "overloaded"
+
+
 class ModelUnavailable(InferenceError):
     """The model is not loaded (yet), or could not be loaded."""
 

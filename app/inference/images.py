@@ -7,15 +7,23 @@ fuzzed without a model or a web server.
 from __future__ import annotations
 
 import io
+import re
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from PIL import ImageOps
+from PIL import ImageChops
 
+from .errors import DecodeBusy
+from .errors import ImageTooComplex
 from .errors import ImageTooLarge
+from .errors import InferenceError
 from .errors import InvalidImage
 from .errors import UnsupportedFormat
 
@@ -54,6 +62,43 @@ warnings.simplefilter("error", Image.DecompressionBombWarning)
 INPUT_SIZE = (224, 224)
 THUMBNAIL_SIZE = 256
 
+# Defaults of the decode bounds (settings MAX_JPEG_SCANS, DECODE_CPU_BUDGET_S;
+# docs/reliability.md has the figures). Every scan of a progressive JPEG walks
+# every block of the image, even an empty scan: libjpeg's progressive script
+# has 10 scans (6 in greyscale), mozjpeg's optimised ones a few more.
+MAX_JPEG_SCANS = 100
+DECODE_CPU_BUDGET_S = 3.0
+# Marker segments walked while counting scans: real files have tens; a file of
+# a million empty comments would make the walk itself the expensive part.
+MAX_JPEG_SEGMENTS = 4096
+# How long a decode waits for its share of the memory budget before a 503.
+DECODE_MEMORY_WAIT_S = 10.0
+# Pixels converted at once when an image is reduced band by band (to_rgb).
+BAND_PIXELS = 1 << 20
+# The box filter reduces to at least this many times the size the network
+# input and the thumbnail need; the bilinear resize does the rest (what
+# Pillow's own reducing_gap=3.0 does).
+REDUCING_GAP = 3
+
+# Pillow stores these modes in 1 or 2 bytes a pixel, every other one in 4.
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+# EXIF orientation -> the transpose that makes the image upright.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# A marker: 0xFF then anything but a stuffed zero or a fill byte; inside a
+# scan's entropy-coded data, restart markers (RST0-7) belong to the scan.
+_MARKER = re.compile(rb"\xff[^\x00\xff]")
+_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
 
 @dataclass(frozen=True)
 class DecodedImage:
@@ -88,8 +133,114 @@ def sniff_unsupported(data: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
+class MemoryBudget:
+    """Bytes that the decodes of one process may hold at once.
+
+    A decode reserves its estimate (:func:`decode_memory_estimate`) before it
+    loads any pixel and gives it back when done; one that does not fit waits
+    up to ``wait_s``, then :class:`DecodeBusy`. An estimate over the whole
+    budget can never fit: :class:`ImageTooLarge` at once.
+    """
+
+    def __init__(self, limit_bytes: int, wait_s: float = DECODE_MEMORY_WAIT_S):
+        self.limit_bytes = limit_bytes
+        self.wait_s = wait_s
+        self.in_use = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        if nbytes > self.limit_bytes:
+            raise ImageTooLarge(
+                f"The image would need about {nbytes / 2**20:.0f} MB to decode; at "
+                f"most {self.limit_bytes / 2**20:.0f} MB are allowed."
+            )
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: self.in_use + nbytes <= self.limit_bytes, self.wait_s
+            ):
+                raise DecodeBusy(
+                    "The server is decoding too many large images. Try again shortly."
+                )
+            self.in_use += nbytes
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_use -= nbytes
+                self._changed.notify_all()
+
+
+class _TimedBytes(io.BytesIO):
+    """The upload's bytes. Pillow reads them chunk by chunk while it decodes;
+    once the thread's CPU time passes ``deadline``, the next read raises."""
+
+    deadline: float | None = None
+    budget_s: float = 0.0
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.deadline is not None and time.thread_time() > self.deadline:
+            raise ImageTooComplex(
+                "The image takes too long to decode (more than "
+                f"{self.budget_s:g} s of CPU)."
+            )
+        return super().read(size)
+
+
+def count_jpeg_scans(data: bytes, stop_after: int) -> int:
+    """The scans (SOS segments) libjpeg would decode, counting stops past
+    ``stop_after``.
+
+    Marker segments are walked by their lengths and each scan's entropy-coded
+    data is skipped to the next marker, as libjpeg does, so an SOS inside an
+    APPn segment (an EXIF thumbnail) does not count. The count of every
+    ``FF DA`` in the file is an upper bound, found in C: the walk only runs
+    when that bound is over ``stop_after``.
+
+    :raises ImageTooComplex: more than ``MAX_JPEG_SEGMENTS`` segments.
+    """
+    if data.count(b"\xff\xda") <= stop_after:
+        return data.count(b"\xff\xda")
+    scans = segments = 0
+    pos, end = 2, len(data)
+    while pos + 1 < end and scans <= stop_after:
+        if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF):
+            found = _MARKER.search(data, pos)  # fill bytes or garbage
+            if found is None:
+                break
+            pos = found.start()
+        marker = data[pos + 1]
+        if marker == 0xD9:  # EOI: libjpeg reads no further
+            break
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageTooComplex(
+                f"The JPEG has more than {MAX_JPEG_SEGMENTS} marker segments."
+            )
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        if pos + 4 > end:
+            break
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2:  # libjpeg stops there
+            break
+        pos += 2 + length
+        if marker == 0xDA:
+            scans += 1
+            found = _MARKER_AFTER_SCAN.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return scans
+
+
+def open_image(
+    data: bytes, max_pixels: int, stream: io.BytesIO | None = None
+) -> Image.Image:
     """Identify the format from the bytes and check the size, without decoding.
+
+    ``stream`` holds ``data`` when the caller wants to watch the reads.
 
     :raises InvalidImage: empty or unreadable bytes.
     :raises UnsupportedFormat: a format outside ``ACCEPTED_FORMATS``.
@@ -104,7 +255,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             "Send a JPEG, PNG, WebP, GIF or BMP image."
         )
     try:
-        image = Image.open(io.BytesIO(data), formats=tuple(ACCEPTED_FORMATS))
+        image = Image.open(stream or io.BytesIO(data), formats=tuple(ACCEPTED_FORMATS))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(_too_large_message(max_pixels)) from exc
     except Exception as exc:  # Pillow raises many types for hostile headers.
@@ -126,22 +277,93 @@ def _too_large_message(max_pixels: int, width: int = 0, height: int = 0) -> str:
     )
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any accepted mode to RGB; transparency is composited onto white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+def to_rgb(image: Image.Image, factor: tuple[int, int] = (1, 1)) -> Image.Image:
+    """Reduce by ``factor`` (box filter), then convert any accepted mode to RGB;
+    transparency is composited onto white, 16-bit greyscale keeps its top 8 bits.
+
+    Modes other than RGB and L are converted band by band and each band
+    reduced at once, so a large palette or RGBA image never exists in full
+    size in RGBA: the memory is the loaded image, a band and the result.
+    Colours are reduced premultiplied by their alpha, as if composited first.
+    """
+    if image.mode in ("RGB", "L"):
+        if factor != (1, 1):
+            image = image.reduce(factor)
+        return image if image.mode == "RGB" else image.convert("RGB")
+    width, height = image.size
+    fx, fy = factor
+    alpha = image.mode in _ALPHA_MODES or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    size = (-(-width // fx), -(-height // fy))
+    result = Image.new("RGBa" if alpha else "RGB", size)
+    rows = max(1, BAND_PIXELS // (width * fy)) * fy
+    for top in range(0, height, rows):
+        band = _band_to_rgb(image.crop((0, top, width, min(height, top + rows))), alpha)
+        result.paste(band.reduce(factor) if factor != (1, 1) else band, (0, top // fy))
+    if not alpha:
+        return result
+    # Premultiplied colour plus white where the pixel is transparent.
+    red, green, blue, opacity = result.split()
+    clear = ImageChops.invert(opacity)
+    return Image.merge("RGB", [ImageChops.add(c, clear) for c in (red, green, blue)])
+
+
+def _band_to_rgb(band: Image.Image, alpha: bool) -> Image.Image:
+    """One band in RGBa (premultiplied alpha) if ``alpha``, else in RGB."""
+    if alpha:
+        return band.convert("RGBA").convert("RGBa")
+    if band.mode in _SIXTEEN_BIT_MODES:
         # 16-bit greyscale (PNG loads it as I;16 or I): keep the top 8 bits
-        # instead of clipping at 255, in integers (no float64 copy of a big image).
-        array = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-        image = Image.fromarray((array >> 8).astype(np.uint8), "L")
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+        # instead of clipping at 255, in integers (no float64 copy).
+        array = np.clip(np.asarray(band), 0, 65535).astype(np.uint16)
+        band = Image.fromarray((array >> 8).astype(np.uint8), "L")
+    return band.convert("RGB")
+
+
+def reduction_factor(
+    size: tuple[int, int], needed: tuple[int, int], gap: int = REDUCING_GAP
+) -> tuple[int, int]:
+    """Integer box-filter factors per axis that keep ``size`` at least
+    ``gap`` times ``needed`` on each axis."""
+    return (
+        max(1, size[0] // (needed[0] * gap)),
+        max(1, size[1] // (needed[1] * gap)),
+    )
+
+
+def fit_within(width: int, height: int, size: int) -> tuple[int, int]:
+    """The size ``Image.thumbnail((size, size))`` gives a width x height image."""
+    if width <= size and height <= size:
+        return width, height
+    aspect = width / height
+    if aspect >= 1:
+        return size, max(1, round(size / aspect))
+    return max(1, round(size * aspect)), size
+
+
+def decode_memory_estimate(
+    image: Image.Image, full_size: tuple[int, int], scans: int = 1
+) -> int:
+    """Bytes a decode of ``image`` (opened, drafted, not loaded) holds at its
+    peak: the loaded pixels, a multi-scan JPEG's coefficients (2 bytes a
+    sample at full size), a WebP's decoder buffers, and the bands of
+    :func:`to_rgb` with their result."""
+    width, height = image.size
+    pixels = width * height
+    total = pixels * _BYTES_PER_PIXEL.get(image.mode, 4)
+    if image.format == "JPEG" and scans > 1:
+        # libjpeg keeps every coefficient, in blocks padded to whole MCUs.
+        padded = (full_size[0] + 16) * (full_size[1] + 16)
+        total += padded * max(1, image.layers) * 2 + 4 * 2**20
+    if image.format == "WEBP":
+        # Pillow's WebP decoder: two libwebp canvases and the bytes handed over.
+        total += pixels * 4 * 3
+    if image.mode not in ("RGB", "L"):
+        total += BAND_PIXELS * 4 * 3  # a band, in RGBA and in RGBa
+    # The reduced image (under 2 x REDUCING_GAP x 256 a side), in RGB and
+    # resized: under 1536 x 1536 x 4 bytes, a few times.
+    return total + min(pixels, 1536 * 1536) * 4 * 3
 
 
 def decode_image(
@@ -150,56 +372,89 @@ def decode_image(
     max_pixels: int,
     input_size: tuple[int, int] = INPUT_SIZE,
     thumbnail_size: int = THUMBNAIL_SIZE,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    cpu_budget_s: float = DECODE_CPU_BUDGET_S,
+    memory_budget: MemoryBudget | None = None,
 ) -> DecodedImage:
     """Decode untrusted bytes into a network input and a thumbnail.
 
     Large JPEGs are decoded at a reduced scale (draft mode: the DCT does the
-    downscaling), but never below what the input and the thumbnail need.
+    downscaling), but never below what the input and the thumbnail need;
+    other large images are reduced before they are converted (:func:`to_rgb`).
+    Bounds: a JPEG of more than ``max_jpeg_scans`` scans is refused before
+    decoding; a decode stops after ``cpu_budget_s`` of CPU (0: no limit,
+    checked between the chunks Pillow reads); ``memory_budget`` holds the
+    decode's estimated peak while it runs.
+
+    :raises ImageTooComplex: too many scans, or past the CPU budget.
+    :raises DecodeBusy: the memory budget stayed taken.
     """
     started = time.perf_counter()
-    image = open_image(data, max_pixels)
+    stream = _TimedBytes(data)
+    image = open_image(data, max_pixels, stream)
     image_format = image.format or "unknown"
     try:
-        width, height = _upright_size(image)
+        scans = 1
         if image_format == "JPEG":
-            needed = max(max(input_size), thumbnail_size)
-            image.draft("RGB", (needed, needed))
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        image = to_rgb(image)
+            scans = count_jpeg_scans(data, max_jpeg_scans)
+            if scans > max_jpeg_scans:
+                raise ImageTooComplex(
+                    f"The JPEG has more than {max_jpeg_scans} scans; at most "
+                    f"{max_jpeg_scans} are accepted."
+                )
+        orientation = image.getexif().get(0x0112, 1)
+        width, height = image.width, image.height
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        thumb_size = fit_within(width, height, thumbnail_size)
+        needed = (max(input_size[0], thumb_size[0]), max(input_size[1], thumb_size[1]))
+        if orientation in (5, 6, 7, 8):
+            needed = needed[::-1]
+        full_size = image.size
+        if image_format == "JPEG":
+            image.draft("RGB", needed)
+        reserved = decode_memory_estimate(image, full_size, scans)
+        with memory_budget.reserve(reserved) if memory_budget else nullcontext():
+            if cpu_budget_s > 0:
+                stream.budget_s = cpu_budget_s
+                stream.deadline = time.thread_time() + cpu_budget_s
+            image.load()
+            stream.deadline = None
+            loaded = image
+            image = to_rgb(loaded, reduction_factor(loaded.size, needed))
+            if image is not loaded:
+                # Free the full-size pixels inside the reservation: left to
+                # the plugin's reference cycles, the GC frees them later.
+                loaded.close()
+            if orientation in _UPRIGHT:
+                image = image.transpose(_UPRIGHT[orientation])
+            pixels = np.asarray(
+                image.resize(input_size, Image.Resampling.BILINEAR, reducing_gap=3.0),
+                dtype=np.uint8,
+            )
+            thumbnail = make_thumbnail(image, thumb_size)
+    except InferenceError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(_too_large_message(max_pixels)) from exc
     except Exception as exc:  # truncated, corrupt or hostile data
         raise InvalidImage(
             "The image is corrupt or truncated and cannot be decoded."
         ) from exc
-    pixels = np.asarray(
-        image.resize(input_size, Image.Resampling.BILINEAR, reducing_gap=3.0),
-        dtype=np.uint8,
-    )
     return DecodedImage(
         pixels=pixels,
         format=image_format,
         mime_type=ACCEPTED_FORMATS[image_format],
         width=width,
         height=height,
-        thumbnail=make_thumbnail(image, thumbnail_size),
+        thumbnail=thumbnail,
         decode_ms=(time.perf_counter() - started) * 1000.0,
     )
 
 
-def _upright_size(image: Image.Image) -> tuple[int, int]:
-    """The size a person sees: EXIF orientations 5-8 swap width and height."""
-    orientation = image.getexif().get(0x0112, 1)
-    if orientation in (5, 6, 7, 8):
-        return image.height, image.width
-    return image.width, image.height
-
-
-def make_thumbnail(image: Image.Image, size: int = THUMBNAIL_SIZE) -> bytes:
-    """A JPEG no larger than ``size`` on its long side, for history pages."""
-    thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.BILINEAR)
+def make_thumbnail(image: Image.Image, size: tuple[int, int]) -> bytes:
+    """``image`` resized to ``size`` as a JPEG, for history pages."""
+    thumb = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     buffer = io.BytesIO()
     thumb.save(buffer, "JPEG", quality=82, optimize=False)
     return buffer.getvalue()
