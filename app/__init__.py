@@ -14,16 +14,16 @@ from app.config import check_settings
 from app.config import config_from_env
 from app.extensions import db
 from app.extensions import migrate
+from app.http.body_deadline import BodyDeadline
+from app.http.connections import CloseAfterUnreadBody
+from app.http.headers import trust_proxies
+from app.http.params import IdConverter
+from app.http.uploads import ReadBodyAtOnce
+from app.http.uploads import UploadRequest
 from app.inference import InferenceError
 from app.model_service import ModelService
 from app.model_service import model_service
-from app.plumbing.body_deadline import BodyDeadline
-from app.plumbing.connections import CloseAfterUnreadBody
-from app.plumbing.http_security import trust_proxies
-from app.plumbing.metrics import MetricsEndpoint
-from app.plumbing.params import IdConverter
-from app.plumbing.uploads import ReadBodyAtOnce
-from app.plumbing.uploads import UploadRequest
+from app.observability.metrics import MetricsEndpoint
 
 __version__ = "0.1.0"
 
@@ -105,16 +105,16 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from app import database
+    from app.auth import ratelimits
     from app.auth import security
-    from app.plumbing import database
-    from app.plumbing import http_security
-    from app.plumbing import overload
-    from app.plumbing import ratelimits
+    from app.http import headers
+    from app.http import overload
 
     db.init_app(app)
     database.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
-    http_security.init_app(app)
+    headers.init_app(app)
     # Authentication first: the rate-limit keys need to know who is asking.
     security.init_app(app)
     # After authentication: a request nobody signed is refused unread by its
@@ -127,8 +127,8 @@ def register_extensions(app: Flask) -> None:
 def register_observability(app: Flask) -> None:
     """Request ids, JSON request log and metrics. First, so that their hooks see
     every request, including those refused by authentication or rate limits."""
-    from app.plumbing import metrics
-    from app.plumbing import request_log
+    from app.observability import metrics
+    from app.observability import request_log
 
     request_log.init_app(app)
     metrics.init_app(app)

@@ -74,7 +74,7 @@ class Config:
     SQLALCHEMY_DATABASE_URI = FromEnv("DATABASE_URL", None, database_url)
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # SQLite only: NORMAL syncs the write-ahead log at checkpoints, FULL at
-    # every commit (see app/plumbing/database.py for the trade-off).
+    # every commit (see app/database.py for the trade-off).
     SQLITE_SYNCHRONOUS = FromEnv("SQLITE_SYNCHRONOUS", "NORMAL")
 
     # Sessions and cookies.
@@ -176,7 +176,7 @@ class Config:
     # Active API tokens a user may hold (the /predict limit counts per user).
     MAX_TOKENS_PER_USER = FromEnv("MAX_TOKENS_PER_USER", 20, as_int)
     # Seconds a request body may take to arrive; then 408 and the connection
-    # closes (app/plumbing/body_deadline.py). 0 turns the bound off.
+    # closes (app/http/body_deadline.py). 0 turns the bound off.
     BODY_TIMEOUT_S = FromEnv("BODY_TIMEOUT_S", 30, as_int)
     # Bodies of signed-out clients (sign-in, sign-up) a worker reads at once;
     # more get 503 at once, so slow ones cannot take every thread.
@@ -234,9 +234,9 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     """Every setting that can be wrong without touching the disk or network,
     checked once, in one place: by ``create_app`` and by the Gunicorn master
     before it forks (``gunicorn.conf.py``). Raises ValueError naming it."""
+    from app.database import sqlite_synchronous
     from app.inference import parse_precision
     from app.inference import resolve_backend
-    from app.plumbing.database import sqlite_synchronous
 
     sqlite_synchronous(settings["SQLITE_SYNCHRONOUS"])
     resolve_backend(settings["INFERENCE_BACKEND"])

@@ -15,16 +15,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.database import NO_SCHEMA
+from app.database import is_missing_schema
 from app.extensions import db
+from app.http.params import BadParameter
+from app.http.uploads import UploadError
 from app.inference import ImageTooLarge
 from app.inference import InferenceError
 from app.inference import InvalidImage
 from app.inference import ModelUnavailable
 from app.inference import UnsupportedFormat
-from app.plumbing.database import NO_SCHEMA
-from app.plumbing.database import is_missing_schema
-from app.plumbing.params import BadParameter
-from app.plumbing.uploads import UploadError
 from app.services.predictions import ImageRejected
 
 log = logging.getLogger(__name__)

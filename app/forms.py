@@ -30,9 +30,9 @@ from wtforms.validators import ValidationError
 
 from app.auth.passwords import password_problem
 from app.extensions import db
+from app.http.params import MAX_ID
+from app.http.params import is_ascii_integer
 from app.models import User
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import is_ascii_integer
 from app.services.history import DEFAULT_SORT
 from app.services.history import RETENTION_CHOICES
 from app.services.history import REVIEWS
@@ -43,7 +43,7 @@ USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
 
 
 class WholeNumberField(IntegerField):
-    """An IntegerField that takes ASCII digits only (see app/plumbing/params.py):
+    """An IntegerField that takes ASCII digits only (see app/http/params.py):
     WTForms' int() also takes "１２", " 7 " and "1_0"."""
 
     def process_formdata(self, valuelist: list) -> None:

@@ -92,7 +92,7 @@ class ModelService:
 
 def _observed(classifier: Classifier) -> Classifier:
     """Count each network batch in the metrics (size, inference time)."""
-    from app.plumbing.metrics import observe_batch  # metrics imports this module
+    from app.observability.metrics import observe_batch  # metrics imports this module
 
     classifier.on_batch = observe_batch(classifier.runtime.name)
     return classifier

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.config import TestingConfig
+from app.database import sqlite_synchronous
 from app.extensions import db
-from app.plumbing.database import sqlite_synchronous
 
 # What PRAGMA synchronous reads back, per level.
 SYNCHRONOUS_VALUES = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}

@@ -32,8 +32,8 @@ from spectree.plugins.werkzeug_utils import werkzeug_parse_rule
 
 from app import __version__
 from app.api.schemas import Error
-from app.plumbing.params import BadParameter
-from app.plumbing.uploads import RAW_IMAGE_TYPES
+from app.http.params import BadParameter
+from app.http.uploads import RAW_IMAGE_TYPES
 
 bp = Blueprint("docs", __name__)
 

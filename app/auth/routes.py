@@ -14,6 +14,7 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
+from app.auth import ratelimits
 from app.auth.passwords import burn_verification_time
 from app.auth.passwords import hash_password
 from app.auth.passwords import needs_rehash
@@ -29,7 +30,6 @@ from app.forms import LoginForm
 from app.forms import RegistrationForm
 from app.forms import normalize_username
 from app.models import User
-from app.plumbing import ratelimits
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)

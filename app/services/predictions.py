@@ -12,14 +12,14 @@ import sqlalchemy.orm as so
 
 from app import explanations
 from app.extensions import db
+from app.http.params import MAX_ID
+from app.http.uploads import Upload
 from app.inference import BatchResult
 from app.inference import Classifier
 from app.inference import DecodedImage
 from app.inference import InferenceError
 from app.models import Prediction
 from app.models import User
-from app.plumbing.params import MAX_ID
-from app.plumbing.uploads import Upload
 from app.services.history import delete_expired
 from app.services.history import within_retention
 

@@ -24,6 +24,7 @@ from flask_login import current_user
 from flask_login import login_required
 
 from app import explanations
+from app.auth import ratelimits
 from app.auth.passwords import verify_password
 from app.auth.security import CLEAR_SITE_DATA
 from app.auth.security import end_user_session
@@ -38,18 +39,17 @@ from app.forms import HistoryFilterForm
 from app.forms import RetentionForm
 from app.forms import TokenForm
 from app.forms import UploadForm
+from app.http.headers import THUMBNAIL_CACHE_CONTROL
+from app.http.headers import jpeg_response
+from app.http.params import BadParameter
+from app.http.params import parse_id_list
+from app.http.params import parse_page
 from app.models import ApiToken
 from app.models import Batch
 from app.models import Prediction
 from app.models import User
 from app.models import UserSession
 from app.models import utcnow
-from app.plumbing import ratelimits
-from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
-from app.plumbing.http_security import jpeg_response
-from app.plumbing.params import BadParameter
-from app.plumbing.params import parse_id_list
-from app.plumbing.params import parse_page
 from app.services import feedback
 from app.services.batches import recent_batches
 from app.services.classification import classify_params
@@ -72,7 +72,7 @@ from app.services.tokens import issue_token
 
 bp = Blueprint("web", __name__)
 
-# <id:...> matches 1 to 2**31-1 in ASCII digits (app/plumbing/params.py): anything else
+# <id:...> matches 1 to 2**31-1 in ASCII digits (app/http/params.py): anything else
 # is a 404, never a query that overflows the database's 32-bit ids.
 PREDICTION = "/predictions/<id:prediction_id>"
 

@@ -14,7 +14,7 @@ Under other servers (tests, ``flask run``) the deadline is checked after each
 read.
 
 A response that leaves the body unread (408 here; 401, 413, 429, 503
-elsewhere) closes the connection: ``app/plumbing/connections.py`` sees to that for
+elsewhere) closes the connection: ``app/http/connections.py`` sees to that for
 every request.
 
 Behind the shipped nginx (``deploy/nginx/snapclass.conf``) bodies arrive

@@ -11,8 +11,8 @@ from flask import make_response
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.plumbing.metrics import address_in
-from app.plumbing.metrics import parse_networks
+from app.observability.metrics import address_in
+from app.observability.metrics import parse_networks
 
 # Our pages need no inline script or style; previews are blob: URLs.
 CONTENT_SECURITY_POLICY = "; ".join(
