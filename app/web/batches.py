@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
-from app.forms import ConfirmForm
+from app.auth.forms import ConfirmForm
 from app.services.batches import PAGE_LIMIT
 from app.services.batches import batch_rows
 from app.services.batches import delete_batch

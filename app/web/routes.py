@@ -25,6 +25,13 @@ from flask_login import login_required
 
 from app import explanations
 from app.auth import ratelimits
+from app.auth.forms import ConfidenceForm
+from app.auth.forms import ConfirmForm
+from app.auth.forms import DeleteAccountForm
+from app.auth.forms import HistoryFilterForm
+from app.auth.forms import RetentionForm
+from app.auth.forms import TokenForm
+from app.auth.forms import UploadForm
 from app.auth.passwords import verify_password
 from app.auth.security import CLEAR_SITE_DATA
 from app.auth.security import end_user_session
@@ -32,13 +39,6 @@ from app.auth.security import safe_next_url
 from app.errors import error_response
 from app.errors import wants_json
 from app.extensions import db
-from app.forms import ConfidenceForm
-from app.forms import ConfirmForm
-from app.forms import DeleteAccountForm
-from app.forms import HistoryFilterForm
-from app.forms import RetentionForm
-from app.forms import TokenForm
-from app.forms import UploadForm
 from app.http.headers import THUMBNAIL_CACHE_CONTROL
 from app.http.headers import jpeg_response
 from app.http.params import BadParameter
