@@ -25,13 +25,6 @@ from flask_login import login_required
 
 from app import explanations
 from app.auth import ratelimits
-from app.auth.forms import ConfidenceForm
-from app.auth.forms import ConfirmForm
-from app.auth.forms import DeleteAccountForm
-from app.auth.forms import HistoryFilterForm
-from app.auth.forms import RetentionForm
-from app.auth.forms import TokenForm
-from app.auth.forms import UploadForm
 from app.auth.passwords import verify_password
 from app.auth.security import CLEAR_SITE_DATA
 from app.auth.security import end_user_session
@@ -69,6 +62,13 @@ from app.services.sharing import shared_prediction
 from app.services.sharing import unshare as unshare_prediction
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
+from app.web.forms import ConfidenceForm
+from app.web.forms import ConfirmForm
+from app.web.forms import DeleteAccountForm
+from app.web.forms import HistoryFilterForm
+from app.web.forms import RetentionForm
+from app.web.forms import TokenForm
+from app.web.forms import UploadForm
 
 bp = Blueprint("web", __name__)
 
