@@ -20,7 +20,6 @@ from app.http.headers import trust_proxies
 from app.http.params import IdConverter
 from app.http.uploads import ReadBodyAtOnce
 from app.http.uploads import UploadRequest
-from app.inference import InferenceError
 from app.model_service import ModelService
 from app.model_service import model_service
 from app.observability.metrics import MetricsEndpoint
@@ -60,7 +59,9 @@ def register_middleware(app: Flask) -> None:
     # instead of ~5 ms for 1.1 MB in Werkzeug's 64 KB reads).
     app.wsgi_app = ReadBodyAtOnce(app.wsgi_app, app.config)
     # /metrics for allowed scrapers, answered before Flask.
-    app.wsgi_app = MetricsEndpoint(app, app.wsgi_app)
+    app.wsgi_app = MetricsEndpoint(
+        app.wsgi_app, app.config, model_info=model_service(app).model_info
+    )
     # Every body must arrive within BODY_TIMEOUT_S (408 otherwise).
     app.wsgi_app = BodyDeadline(app.wsgi_app, app.config)
     # X-Forwarded-* believed from TRUSTED_PROXIES only.
@@ -110,6 +111,7 @@ def register_extensions(app: Flask) -> None:
     from app.auth import security
     from app.http import headers
     from app.http import overload
+    from app.observability import metrics
 
     db.init_app(app)
     database.init_app(app)
@@ -121,7 +123,9 @@ def register_extensions(app: Flask) -> None:
     # view, so it must not hold an inference slot meanwhile.
     overload.init_app(app)
     ratelimits.init_app(app)
-    ModelService(app)
+    # The metrics count each network batch: the service hands their callback
+    # to every classifier it builds.
+    ModelService(app, observe_batch=metrics.observe_batch)
 
 
 def register_observability(app: Flask) -> None:
@@ -160,10 +164,7 @@ def register_template_context(app: Flask) -> None:
     @app.context_processor
     def model_context():
         # Never let a model problem break every page, error pages included.
-        try:
-            return {"model_info": model_service().classifier.info}
-        except InferenceError:
-            return {"model_info": None}
+        return {"model_info": model_service().model_info()}
 
 
 def register_commands(app: Flask) -> None:

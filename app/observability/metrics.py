@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 
 from flask import Flask
@@ -33,8 +34,7 @@ from prometheus_client import generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.inference import InferenceError
-from app.model_service import EXTENSION_KEY
+from app.inference import ModelInfo
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
@@ -167,15 +167,21 @@ def render_latest() -> bytes:
 
 
 class MetricsEndpoint:
-    """WSGI middleware answering ``GET /metrics`` before Flask sees the request."""
+    """WSGI middleware answering ``GET /metrics`` before Flask sees the request.
+
+    ``model_info`` says what model this worker serves, or None while it cannot
+    be built (the factory hands in the model service's).
+    """
 
     path = "/metrics"
 
-    def __init__(self, app: Flask, wsgi_app) -> None:
-        self.app = app
+    def __init__(
+        self, wsgi_app, config, model_info: Callable[[], ModelInfo | None]
+    ) -> None:
         self.wsgi_app = wsgi_app
-        self.allow = parse_networks(app.config["METRICS_ALLOW"])
-        token = app.config.get("METRICS_TOKEN")
+        self.model_info = model_info
+        self.allow = parse_networks(config["METRICS_ALLOW"])
+        token = config.get("METRICS_TOKEN")
         self.token = token.encode() if token else None
 
     def __call__(self, environ, start_response):
@@ -196,7 +202,7 @@ class MetricsEndpoint:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             start_response("405 METHOD NOT ALLOWED", [("Allow", "GET, HEAD")])
             return [b""]
-        set_model_info(self.app)
+        set_model_info(self.model_info)
         body = render_latest()
         start_response(
             "200 OK",
@@ -219,17 +225,13 @@ class MetricsEndpoint:
         return address_in(environ.get("REMOTE_ADDR"), self.allow)
 
 
-def set_model_info(app: Flask) -> None:
+def set_model_info(model_info: Callable[[], ModelInfo | None]) -> None:
     """Publish this worker's model name, weights and backend once."""
     global _model_info_set
     if _model_info_set:
         return
-    service = app.extensions.get(EXTENSION_KEY)
-    if service is None:
-        return
-    try:
-        info = service.classifier.info
-    except InferenceError:
+    info = model_info()
+    if info is None:
         return
     MODEL_INFO.labels(info.name, info.weights, info.backend, info.precision).set(1)
     _model_info_set = True
