@@ -21,7 +21,7 @@ from app.services.batches import owned_batch
 from app.services.feedback import label_choices
 from app.services.history import HistoryFilters
 from app.web.forms import ConfirmForm
-from app.web.routes import current_min_confidence
+from app.web.preferences import current_min_confidence
 
 bp = Blueprint("batches", __name__)
 

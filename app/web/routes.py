@@ -69,6 +69,9 @@ from app.web.forms import HistoryFilterForm
 from app.web.forms import RetentionForm
 from app.web.forms import TokenForm
 from app.web.forms import UploadForm
+from app.web.preferences import DEFAULT_MIN_CONFIDENCE
+from app.web.preferences import MIN_CONFIDENCE_KEY
+from app.web.preferences import current_min_confidence
 
 bp = Blueprint("web", __name__)
 
@@ -76,10 +79,6 @@ bp = Blueprint("web", __name__)
 # is a 404, never a query that overflows the database's 32-bit ids.
 PREDICTION = "/predictions/<id:prediction_id>"
 
-# Below this top score a result is shown as "not sure", unless the person
-# chose another threshold (kept in their session).
-DEFAULT_MIN_CONFIDENCE = 0.2
-MIN_CONFIDENCE_KEY = "min_confidence"
 # The history page shows at most 100 rows; a bulk delete names no more.
 MAX_BULK_DELETE = 1000
 
@@ -88,14 +87,6 @@ MAX_BULK_DELETE = 1000
 def why_maps(prediction: Prediction) -> list[dict]:
     """The "Why?" overlay's maps of a prediction: label, score, grid, words."""
     return explanations.page_maps(prediction.top_k, prediction.explanation)
-
-
-def current_min_confidence() -> float:
-    """The person's "not sure" threshold, from 0 to 1."""
-    value = session.get(MIN_CONFIDENCE_KEY)
-    if isinstance(value, int | float) and 0.0 <= value <= 1.0:
-        return float(value)
-    return DEFAULT_MIN_CONFIDENCE
 
 
 def confidence_form() -> ConfidenceForm:
