@@ -1,4 +1,8 @@
-"""Error handling: JSON envelopes for API clients, styled pages for browsers."""
+"""Error handling: each exception kind is mapped once, here, to a status and
+the one error shape (``app/http/responses.py``: JSON for API clients, a page
+for browsers).
+
+Only the factory imports this module: it knows every layer's exceptions."""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import uuid
 
 from flask import Flask
 from flask import g
-from flask import jsonify
-from flask import render_template
 from flask import request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
@@ -18,7 +20,9 @@ from werkzeug.exceptions import HTTPException
 from app.database import NO_SCHEMA
 from app.database import is_missing_schema
 from app.extensions import db
+from app.http.overload import Overloaded
 from app.http.params import BadParameter
+from app.http.responses import error_response
 from app.http.uploads import UploadError
 from app.inference import ImageTooLarge
 from app.inference import InferenceError
@@ -47,35 +51,6 @@ HTTP_CODE_NAMES = {
     500: "internal_error",
     503: "unavailable",
 }
-# The JSON API: exact paths, and everything under /api/. (A prefix "/predict"
-# would also take in the pages under /predictions/.)
-API_PATHS = frozenset({"/predict", "/healthz", "/readyz"})
-API_PREFIX = "/api/"
-
-
-def is_api_path(path: str) -> bool:
-    return path in API_PATHS or path.startswith(API_PREFIX)
-
-
-def wants_json() -> bool:
-    """API routes always get JSON; other routes follow the Accept header."""
-    if is_api_path(request.path):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
-
-
-def error_response(status: int, code: str, message: str, headers=None):
-    """The one error shape of the API: ``{"error": {"code", "message"}}``; a
-    page for browsers. The code is kept in ``g`` for the metrics."""
-    g.error_code = code
-    if wants_json():
-        response = jsonify(error={"code": code, "message": message})
-    else:
-        response = render_template(
-            "errors/error.html", status=status, code=code, message=message
-        )
-    return response, status, headers or {}
 
 
 def handle_http_exception(exc: HTTPException):
@@ -137,9 +112,15 @@ def handle_inference_error(exc: InferenceError):
     status, code, message = inference_error_parts(exc)
     headers = None
     if status == 503:
-        headers = {"Retry-After": "1" if exc.code == "overloaded" else "5"}
+        headers = {"Retry-After": "5"}
         log.warning("503 %s on %s %s", exc.code, request.method, request.path)
     return error_response(status, code, message, headers)
+
+
+def handle_overloaded(exc: Overloaded):
+    """Every slot is taken: worth retrying at once (a slot frees in a moment)."""
+    log.warning("503 %s on %s %s", exc.code, request.method, request.path)
+    return error_response(503, exc.code, str(exc), {"Retry-After": "1"})
 
 
 def inference_error_parts(exc: InferenceError) -> tuple[int, str, str]:
@@ -200,5 +181,6 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(BadParameter, handle_bad_parameter)
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
+    app.register_error_handler(Overloaded, handle_overloaded)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -31,11 +31,11 @@ from app.auth import ratelimits
 from app.auth.security import PROBE_ENDPOINTS
 from app.database import schema_problem
 from app.database import write_problem
-from app.errors import error_response
 from app.extensions import db
 from app.extensions import limiter
 from app.http.headers import THUMBNAIL_CACHE_CONTROL
 from app.http.headers import jpeg_response
+from app.http.responses import error_response
 from app.model_service import model_service
 from app.services import feedback
 from app.services.batches import create_batch

@@ -24,12 +24,12 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.exceptions import Unauthorized
 
-from app.errors import is_api_path
 from app.extensions import csrf
 from app.extensions import db
 from app.extensions import login_manager
 from app.http.overload import read_anonymous_body
 from app.http.params import is_ascii_integer
+from app.http.responses import is_api_path
 from app.models import ApiToken
 from app.models import User
 from app.models import UserSession

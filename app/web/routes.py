@@ -29,14 +29,14 @@ from app.auth.passwords import verify_password
 from app.auth.security import CLEAR_SITE_DATA
 from app.auth.security import end_user_session
 from app.auth.security import safe_next_url
-from app.errors import error_response
-from app.errors import wants_json
 from app.extensions import db
 from app.http.headers import THUMBNAIL_CACHE_CONTROL
 from app.http.headers import jpeg_response
 from app.http.params import BadParameter
 from app.http.params import parse_id_list
 from app.http.params import parse_page
+from app.http.responses import error_response
+from app.http.responses import wants_json
 from app.models import ApiToken
 from app.models import Batch
 from app.models import Prediction
