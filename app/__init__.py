@@ -16,8 +16,8 @@ from app.extensions import db
 from app.extensions import migrate
 from app.http.body_deadline import BodyDeadline
 from app.http.connections import CloseAfterUnreadBody
-from app.http.headers import trust_proxies
 from app.http.params import IdConverter
+from app.http.proxies import trust_proxies
 from app.http.uploads import ReadBodyAtOnce
 from app.http.uploads import UploadRequest
 from app.model_service import ModelService

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.config import TestingConfig
 from app.extensions import db
-from app.observability.metrics import address_in
-from app.observability.metrics import parse_networks
+from app.http.proxies import address_in
+from app.http.proxies import parse_networks
 from app.observability.request_log import request_id_from
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes

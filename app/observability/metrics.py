@@ -14,12 +14,10 @@ everyone else gets the same 404 as for a page that does not exist.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 import time
 from collections.abc import Callable
-from collections.abc import Iterable
 
 from flask import Flask
 from flask import Response
@@ -34,6 +32,8 @@ from prometheus_client import generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from app.http.proxies import address_in
+from app.http.proxies import parse_networks
 from app.inference import ModelInfo
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -119,42 +119,6 @@ _model_info_set = False
 
 def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
-
-
-def parse_networks(
-    value: str | Iterable[str] | None, setting: str = "METRICS_ALLOW"
-) -> tuple:
-    """``"10.0.0.0/8, ::1"`` -> networks; a bad entry stops start-up."""
-    if value is None:
-        return ()
-    parts = value.split(",") if isinstance(value, str) else value
-    networks = []
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{setting}: {part!r} is not an address") from exc
-    return tuple(networks)
-
-
-def address_in(address: str | None, networks: tuple) -> bool:
-    if not address or not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == net.version and ip in net for net in networks)
-
-
-def peer_address(environ: dict) -> str | None:
-    """The TCP peer, even when ProxyFix has rewritten REMOTE_ADDR."""
-    original = environ.get("werkzeug.proxy_fix.orig") or {}
-    return original.get("REMOTE_ADDR") or environ.get("REMOTE_ADDR")
 
 
 def render_latest() -> bytes:

@@ -26,10 +26,10 @@ from flask import current_app
 from flask import g
 from flask import request
 
-from app.observability.metrics import address_in
+from app.http.proxies import address_in
+from app.http.proxies import parse_networks
+from app.http.proxies import peer_address
 from app.observability.metrics import method_label
-from app.observability.metrics import parse_networks
-from app.observability.metrics import peer_address
 from app.observability.metrics import route_label
 
 LOGGER_NAME = "snapclass.request"
