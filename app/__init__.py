@@ -18,8 +18,8 @@ from app.http.body_deadline import BodyDeadline
 from app.http.connections import CloseAfterUnreadBody
 from app.http.params import IdConverter
 from app.http.proxies import trust_proxies
-from app.http.uploads import ReadBodyAtOnce
-from app.http.uploads import UploadRequest
+from app.http.request import UploadRequest
+from app.http.whole_body import ReadBodyAtOnce
 from app.model_service import ModelService
 from app.model_service import model_service
 from app.observability.metrics import MetricsEndpoint

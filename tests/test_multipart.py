@@ -1,4 +1,4 @@
-"""Multipart bodies already in memory are parsed by app.http.uploads without
+"""Multipart bodies already in memory are parsed by app.http.request without
 Werkzeug's streaming parser; anything unusual still goes to Werkzeug."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from app.http.uploads import ReadBodyAtOnce
-from app.http.uploads import UploadRequest
-from app.http.uploads import parse_multipart_body
+from app.http.multipart import parse_multipart_body
+from app.http.request import UploadRequest
+from app.http.whole_body import ReadBodyAtOnce
 from tests.conftest import bearer
 from tests.conftest import make_image_bytes
 
