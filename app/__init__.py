@@ -23,8 +23,9 @@ from app.http.whole_body import ReadBodyAtOnce
 from app.model_service import ModelService
 from app.model_service import model_service
 from app.observability.metrics import MetricsEndpoint
+from app.version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "create_app"]
 
 
 def create_app(config_class: type[Config] | None = None) -> Flask:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import event
 
+from app.config import sqlite_synchronous
 from app.extensions import db
 
 NO_SCHEMA = "the database has no schema: run `flask db upgrade`"
@@ -17,9 +18,6 @@ NO_SCHEMA = "the database has no schema: run `flask db upgrade`"
 REQUIRED_TABLES = ("users", "predictions")
 # SQLSTATEs of a missing table or column (PostgreSQL).
 MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
-
-# PRAGMA synchronous levels SQLite accepts, by name.
-SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
 def init_app(app: Flask) -> None:
@@ -32,17 +30,6 @@ def init_app(app: Flask) -> None:
             _tune_sqlite(dbapi_connection, synchronous)
 
         event.listen(engine, "connect", tune)
-
-
-def sqlite_synchronous(value: str) -> str:
-    """``SQLITE_SYNCHRONOUS``, checked at start-up rather than at first query."""
-    level = (value or "").strip().upper()
-    if level not in SQLITE_SYNCHRONOUS_LEVELS:
-        raise ValueError(
-            "SQLITE_SYNCHRONOUS must be one of "
-            f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, got {value!r}"
-        )
-    return level
 
 
 def _tune_sqlite(dbapi_connection, synchronous: str) -> None:

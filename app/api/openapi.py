@@ -30,10 +30,10 @@ from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.plugins.werkzeug_utils import werkzeug_parse_rule
 
-from app import __version__
 from app.api.schemas import Error
 from app.http.params import BadParameter
 from app.http.uploads import RAW_IMAGE_TYPES
+from app.version import __version__
 
 bp = Blueprint("docs", __name__)
 
