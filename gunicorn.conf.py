@@ -40,8 +40,9 @@ preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = 5
-# "-" logs each request to stdout; set GUNICORN_ACCESS_LOG= (empty) to turn off.
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# Off by default: the app's JSON request log (REQUEST_LOG) has a line per request
+# already. GUNICORN_ACCESS_LOG=- writes Gunicorn's as well, to stdout.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # A share link's path is its secret (/s/<token>): never write it to a log.
 SHARE_SECRET = re.compile(r"(/s/)[^/?#\s]+")
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from flask import has_request_context
+from flask import request
 from sqlalchemy import event
 
 from app.config import sqlite_synchronous
@@ -21,6 +23,8 @@ MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
 
 
 def init_app(app: Flask) -> None:
+    if not event.contains(db.session, "after_commit", note_commit):
+        event.listen(db.session, "after_commit", note_commit)
     synchronous = sqlite_synchronous(app.config["SQLITE_SYNCHRONOUS"])
     with app.app_context():
         engine = db.engine
@@ -52,6 +56,20 @@ def _tune_sqlite(dbapi_connection, synchronous: str) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+COMMITTED_KEY = "snapclass.database_committed"
+
+
+def note_commit(_session) -> None:
+    if has_request_context():
+        request.environ[COMMITTED_KEY] = True
+
+
+def committed_in_request() -> bool:
+    """Whether this request committed anything: after a commit, a failure
+    cannot say that nothing was saved."""
+    return bool(request.environ.get(COMMITTED_KEY))
 
 
 def is_missing_schema(exc: sa.exc.DBAPIError) -> bool:
@@ -124,6 +142,7 @@ def write_problem(connection: sa.Connection, min_free_bytes: int) -> str | None:
 
 __all__ = [
     "NO_SCHEMA",
+    "committed_in_request",
     "init_app",
     "is_missing_schema",
     "schema_problem",

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.database import NO_SCHEMA
+from app.database import committed_in_request
 from app.database import is_missing_schema
 from app.extensions import db
 from app.http.overload import Overloaded
@@ -130,6 +131,14 @@ def inference_error_parts(exc: InferenceError) -> tuple[int, str, str]:
     return status, exc.code, str(exc)
 
 
+def what_was_saved() -> str:
+    """True whenever the failure came: the rollback undid everything only
+    when the request had committed nothing before it."""
+    if committed_in_request():
+        return "If the request changed something, check it before retrying."
+    return "Nothing was saved."
+
+
 def handle_database_error(exc: DBAPIError):
     """A missing schema is a 500 that says what to run; an outage is a 503
     worth retrying; anything else is unexpected."""
@@ -139,7 +148,7 @@ def handle_database_error(exc: DBAPIError):
         return error_response(
             500,
             "database_schema_missing",
-            "The server's database is not set up yet. Nothing was saved; the "
+            f"The server's database is not set up yet. {what_was_saved()} The "
             "operator must run `flask db upgrade`.",
         )
     if isinstance(exc, OperationalError):
@@ -153,7 +162,7 @@ def handle_database_unavailable(exc: OperationalError):
     return error_response(
         503,
         "database_unavailable",
-        "The database is unavailable right now. Nothing was saved; try again.",
+        f"The database is unavailable right now. {what_was_saved()} Try again.",
         {"Retry-After": "5"},
     )
 
@@ -169,7 +178,7 @@ def handle_unexpected(exc: Exception):
     return error_response(
         500,
         "internal_error",
-        "Something went wrong on our side. Nothing was saved. "
+        f"Something went wrong on our side. {what_was_saved()} "
         f"Quote request id {request_id} if you report this.",
     )
 
