@@ -1,7 +1,7 @@
 """The upload rules: which parts of a request are images, how many, how big.
 
-Reading the body is the WSGI layers' and the request class's work (``whole_body``,
-``request``, ``multipart``); names are cleaned by ``filenames``.
+Reading the body is the WSGI layer's and the request class's work
+(``whole_body``, ``request``); names are cleaned by ``filenames``.
 """
 
 from __future__ import annotations

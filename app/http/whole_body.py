@@ -12,8 +12,8 @@ class ReadBodyAtOnce:
     of it from the server in one call.
 
     Gunicorn's body reader copies what it has read ahead on every read, so
-    Werkzeug's 64 KB reads of a 1.1 MB upload cost ~5 ms of CPU and one read of
-    the whole body ~2.5 ms (measured in a Gunicorn worker). Nothing is read
+    Werkzeug's 64 KB reads of an upload cost about twice the CPU of one read of
+    the whole body (docs/performance.md, "Request bodies"). Nothing is read
     before the application asks, so a 401, 429 or 503 still answers without
     waiting for the upload. Bodies without a length (chunked) or over
     MAX_CONTENT_LENGTH are left to Werkzeug, which limits or refuses them.
@@ -43,20 +43,6 @@ class WholeBody(WrappedInput):
         if self._body is None:
             self._body = io.BytesIO(self._stream.read(self._length))
         return self._body
-
-    def unread_body(self) -> bytes | None:
-        """The whole body (without a copy), or None if some of it was read
-        already or the client sent less than it declared. Reading it this way
-        leaves the stream where it was."""
-        body = self._buffer()
-        if body.tell():
-            return None
-        value = body.getvalue()
-        return value if len(value) == self._length else None
-
-    def discard(self) -> None:
-        """The body was parsed from ``unread_body``: drop it; reads get EOF."""
-        self._body = io.BytesIO()
 
     def _release_when_consumed(self) -> None:
         # The parser has copied everything out: do not hold a second copy of
