@@ -16,6 +16,7 @@ from app.extensions import db
 from app.extensions import migrate
 from app.http.body_deadline import BodyDeadline
 from app.http.connections import CloseAfterUnreadBody
+from app.http.json_bodies import SafeJSONProvider
 from app.http.params import IdConverter
 from app.http.proxies import trust_proxies
 from app.http.request import UploadRequest
@@ -37,6 +38,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
         instance_relative_config=True,
     )
     app.request_class = UploadRequest
+    app.json = SafeJSONProvider(app)
     app.config.from_object(config_class or config_from_env())
     check_settings(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)

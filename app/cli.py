@@ -21,6 +21,8 @@ from app.inference import parse_weights
 from app.inference import quantize_model
 from app.models import Prediction
 from app.models import User
+from app.models import utcnow
+from app.services.batches import delete_empty_batches
 from app.services.history import purge_all_expired
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
@@ -101,9 +103,14 @@ def fetch_model() -> None:
 @click.command("purge-history")
 @with_appcontext
 def purge_history() -> None:
-    """Delete predictions older than each user's history retention setting."""
+    """Delete predictions older than each user's history retention setting, and
+    batches left empty for longer than EMPTY_BATCH_MINUTES."""
     deleted, users = purge_all_expired()
     click.echo(f"Deleted {deleted} predictions ({users} users with a retention limit).")
+    cutoff = utcnow() - current_app.config["EMPTY_BATCH_TTL"]
+    batches = delete_empty_batches(cutoff)
+    db.session.commit()
+    click.echo(f"Deleted {batches} empty batches.")
 
 
 @click.command("set-admin")

@@ -198,6 +198,12 @@ class Config:
     # Sign-up attempts (each costs an argon2 hash): per address and in total.
     REGISTER_LIMIT_IP = FromEnv("REGISTER_LIMIT_IP", "20 per hour")
     REGISTER_LIMIT_TOTAL = FromEnv("REGISTER_LIMIT_TOTAL", "500 per hour")
+    # Batches one user may create (POST /api/batches), and how many of them
+    # may stand empty at once; an empty batch older than EMPTY_BATCH_MINUTES
+    # is deleted (a folder upload fills its batch within seconds).
+    BATCH_RATE_LIMIT = FromEnv("BATCH_RATE_LIMIT", "60 per hour")
+    MAX_EMPTY_BATCHES = FromEnv("MAX_EMPTY_BATCHES", 20, as_int)
+    EMPTY_BATCH_TTL = FromEnv("EMPTY_BATCH_MINUTES", timedelta(minutes=60), minutes)
     # Active API tokens a user may hold (the /predict limit counts per user).
     MAX_TOKENS_PER_USER = FromEnv("MAX_TOKENS_PER_USER", 20, as_int)
     # Seconds a request body may take to arrive; then 408 and the connection

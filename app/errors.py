@@ -30,6 +30,7 @@ from app.inference import InferenceError
 from app.inference import InvalidImage
 from app.inference import ModelUnavailable
 from app.inference import UnsupportedFormat
+from app.services.batches import TooManyEmptyBatches
 from app.services.predictions import ImageRejected
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ def handle_image_rejected(exc: ImageRejected):
     status, code, message = inference_error_parts(exc.error)
     log_rejected_upload(code, exc.filename)
     return error_response(status, code, f"{exc.filename}: {message}")
+
+
+def handle_too_many_empty_batches(exc: TooManyEmptyBatches):
+    return error_response(409, exc.code, str(exc))
 
 
 def handle_inference_error(exc: InferenceError):
@@ -191,5 +196,6 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
     app.register_error_handler(Overloaded, handle_overloaded)
+    app.register_error_handler(TooManyEmptyBatches, handle_too_many_empty_batches)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -140,7 +140,12 @@ class Batch(db.Model):
     """A named group of predictions uploaded together (a folder, say)."""
 
     __tablename__ = "batches"
-    __table_args__ = (sa.Index("ix_batches_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_batches_user_created", "user_id", "created_at"),
+        # An id is never given again, so an upload that names a deleted batch
+        # cannot land in somebody else's new one (SQLite reused the highest).
+        {"sqlite_autoincrement": True},
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(

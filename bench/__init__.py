@@ -12,6 +12,8 @@ pools runs in a fresh interpreter as a program of its own, runnable by hand
 - ``bench.cam``: (g) the class activation maps' extra time.
 
 ``bench.program`` starts them and holds what they share; ``bench.preprocessing``
-is (b), in process; ``bench.served`` starts Gunicorn and Locust through
-``devtools`` for (c) and (e).
+is (b), in process. The report's sections: ``bench.in_process`` prints (a),
+(a2), (b), (d), (f) and (g); ``bench.served`` serves each layout and prints
+(c), the ratios, (e) and the layouts, with ``bench.live`` starting Gunicorn and
+Locust through ``devtools``; ``bench.context`` holds what every section reads.
 """

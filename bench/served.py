@@ -1,32 +1,23 @@
-"""(c) and (e): the served app, a real Gunicorn under Locust, through devtools.
+"""Served: (c), the ratios, (e) and the layouts, on a real Gunicorn under Locust.
 
-:func:`bench_server` starts Gunicorn as the tests do (``devtools.server``),
-:func:`run_locust` runs Locust headless against /predict (``devtools.locust``)
-and :func:`sequential_latency` posts one photo at a time.
+Each layout is served in turn by a fresh server (``bench.live``); the sections
+print what it measured against the in-process ceilings.
 """
 
 from __future__ import annotations
 
-import re
-import resource
-import shutil
-import statistics
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
-from pathlib import Path
-from typing import NamedTuple
 
-import psutil
-import requests
-
+from bench import live
+from bench.context import PHONE_IMAGE
+from bench.context import Bench
+from bench.context import load_image
+from bench.context import section
+from bench.in_process import Ceiling
 from bench.program import CORES
-from devtools import locust
 from devtools.server import LiveServer
-from devtools.server import proc_status
-from devtools.server import start_server
+from devtools.tables import table
 
 
 @dataclass
@@ -76,132 +67,227 @@ def served_layouts(int8: bool, more: bool) -> list[Layout]:
     return layouts
 
 
-@contextmanager
-def bench_server(
-    workdir: Path, cache: Path, index: int, **settings: str
-) -> Iterator[LiveServer]:
-    """Gunicorn with gunicorn.conf.py, started the way the tests start it
-    (devtools.server): random weights, a fresh SQLite database, every
-    worker ready; the result cache off unless ``settings`` turn it on (bench
-    measures the model, not the cache)."""
-    folder = workdir / f"server-{index}"
-    server = start_server(
-        folder,
-        f"sqlite:///{folder / 'bench.sqlite3'}",
-        model_cache_dir=cache,
-        reset=False,
-        username="bench",
-        **{
-            "WEB_CONCURRENCY": str(CORES),
-            "RESULT_CACHE": "false",
-            # The defaults, whatever the shell says, unless a run names them.
-            "OPENVINO_PRECISION": "auto",
-            "BATCH_MAX_SIZE": "",
-            "BATCH_MAX_DELAY_MS": "",
-            **settings,
-        },
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
+def layouts_to_serve(bench: Bench) -> list[Layout]:
+    """The layouts to serve: the defaults, as before issue 15, INT8 when a
+    model exists, and more with --layouts."""
+    from app.inference import find_quantized
+    from app.inference import parse_weights
+
+    int8 = find_quantized(bench.cache, parse_weights("random")) is not None
+    return served_layouts(int8, more=bench.args.layouts)
 
 
-def worker_rss_mb(pids: list[int]) -> list[float]:
-    return [proc_status(pid)["VmRSS"] / 1024 for pid in pids]
+@dataclass
+class ServedRun:
+    """One layout's Locust profiles and its latency one request at a time."""
+
+    layout: Layout
+    saturation: dict
+    low_load_ms: float
+    seed: dict | None = None
+    rss_mb: list[float] = field(default_factory=list)  # workers, after the runs
 
 
-def worker_load_seconds(log: str) -> list[float]:
-    """Each worker's model load and warm-up, as its 'ready' line says."""
-    return [float(s) for s in re.findall(r"warmed in ([\d.]+) s", log)]
+@dataclass
+class Defaults:
+    """What (c) and (e) report of the first layout, the defaults, only."""
+
+    medium: live.Latency
+    phone_name: str
+    phone: live.Latency
+    rss_mb: list[float]
+    load_s: list[float]
+    ready_s: float
 
 
-def server_cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU seconds of ``pids`` so far (the gone ones left out)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+def serve(bench: Bench, layouts: list[Layout]) -> tuple[list[ServedRun], Defaults]:
+    """Each layout on a fresh Gunicorn in turn: Locust's seed profile (where
+    (c) shows it) and saturation, then photos one at a time; of the first
+    layout, the defaults, also a 12 MP photo and the workers."""
+    runs, defaults = [], None
+    for index, layout in enumerate(layouts):
+        with live.bench_server(
+            bench.workdir, bench.cache, index, **layout.settings
+        ) as server:
+            pids = server.workers()
+            seed = None
+            if layout.profiles:
+                seed = locust_profile(
+                    bench, server, pids, f"seed-{index}", spawn=2, wait="between:1:5"
+                )
+            saturation = locust_profile(
+                bench, server, pids, f"sat-{index}", spawn=bench.args.users, wait="none"
+            )
+            if index == 0:
+                defaults = measure_defaults(bench, server, pids)
+            low_load = live.sequential_latency(
+                server.url, server.token, bench.data, bench.name
+            )
+            rss = live.worker_rss_mb(server.workers())
+            runs.append(ServedRun(layout, saturation, low_load.median_ms, seed, rss))
+    return runs, defaults
 
 
-def predict_row(row: dict[str, str], duration_s: int, cpu: dict[str, float]):
-    """Locust's /predict row of ``_stats.csv`` as the report's figures; ``cpu``
-    holds the CPU seconds the server and Locust used over ``duration_s``."""
-    return {
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "rps": float(row["Requests/s"]),
-        "p50": float(row["50%"]),
-        "p95": float(row["95%"]),
-        "p99": float(row["99%"]),
-        "max": float(row["Max Response Time"]),
-        "avg": float(row["Average Response Time"]),
-        # CPU cores used on average, by the load generator and by the
-        # server's workers (both share this machine).
-        "locust_cores": cpu["locust"] / duration_s,
-        "server_cores": cpu["server"] / duration_s,
-    }
-
-
-def run_locust(
-    url: str,
-    image: Path,
-    workdir: Path,
-    *,
-    users: int,
-    spawn: float,
-    duration: int,
-    wait: str,
+def locust_profile(
+    bench: Bench,
+    server: LiveServer,
+    pids: list[int],
     name: str,
-    server_pids: list[int],
+    *,
+    spawn: float,
+    wait: str,
 ) -> dict:
-    """Locust headless against /predict only; returns the /predict row."""
-    images = workdir / f"images-{name}"
-    images.mkdir(exist_ok=True)
-    shutil.copy(image, images / image.name)
-    prefix = workdir / f"locust-{name}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before = server_cpu_seconds(server_pids)
-    profile = locust.Profile(users, spawn, duration, wait, ["predict"], ["BrowserUser"])
-    result = locust.run(url, prefix, profile, env={"SNAPCLASS_IMAGES": str(images)})
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = {
-        "locust": (after.ru_utime - before.ru_utime)
-        + (after.ru_stime - before.ru_stime),
-        "server": server_cpu_seconds(server_pids) - server_before,
-    }
-    row = result.stats().get("/predict")
-    if row is None:
-        raise RuntimeError(f"no /predict row in {prefix}_stats.csv")
-    return predict_row(row, duration, cpu)
+    """Locust's /predict figures against ``server`` with the run's users and
+    duration; ``wait`` is the think time (``between:1:5`` or ``none``)."""
+    return live.run_locust(
+        server.url,
+        bench.image,
+        bench.workdir,
+        users=bench.args.users,
+        spawn=spawn,
+        duration=bench.args.duration,
+        wait=wait,
+        name=name,
+        server_pids=pids,
+    )
 
 
-class Latency(NamedTuple):
-    """Back-to-back /predict calls at low load."""
+def measure_defaults(bench: Bench, server: LiveServer, pids: list[int]) -> Defaults:
+    """A 12 MP photo and the medium one at low load, and the workers' memory
+    and start-up, on the server with the defaults."""
+    phone_name, phone = load_image(PHONE_IMAGE, (4032, 3024))
+    return Defaults(
+        phone_name=phone_name,
+        phone=live.sequential_latency(server.url, server.token, phone, phone_name),
+        medium=live.sequential_latency(
+            server.url, server.token, bench.data, bench.name
+        ),
+        rss_mb=live.worker_rss_mb(pids),
+        load_s=live.worker_load_seconds(server.log()),
+        ready_s=server.started_s,
+    )
 
-    median_ms: float
-    max_ms: float
-    server_timing: str  # the last response's Server-Timing header
+
+def report_served(bench: Bench, runs: list[ServedRun], defaults: Defaults) -> None:
+    """(c) Locust's figures of each profile, and one request at a time."""
+    args = bench.args
+    section(
+        f"(c) Served app: Gunicorn + Locust, {args.users} users, "
+        f"{args.duration} s per profile, POST /predict, result cache off"
+    )
+    profiles = []
+    for run in runs:
+        if run.layout.profiles:
+            profiles.append((f"{run.layout.label}: seed (wait 1-5 s)", run.seed))
+            profiles.append(
+                (f"{run.layout.label}: saturation (no wait)", run.saturation)
+            )
+    rows = [
+        [
+            label,
+            r["requests"],
+            r["failures"],
+            f"{r['rps']:.2f}",
+            f"{r['p50']:.0f}",
+            f"{r['p95']:.0f}",
+            f"{r['p99']:.0f}",
+            f"{r['max']:.0f}",
+            f"{r['server_cores']:.2f}",
+            f"{r['locust_cores']:.2f}",
+        ]
+        for label, r in profiles
+    ]
+    headers = ["profile", "requests", "failures", "req/s", "p50 ms", "p95 ms"]
+    headers += ["p99 ms", "max ms", "server CPU (cores)", "Locust CPU (cores)"]
+    print(table(headers, rows))
+    medium, phone = defaults.medium, defaults.phone
+    print(
+        f"\nSequential /predict, median of 20 at low load: {bench.name} "
+        f"{medium.median_ms:.1f} ms (max {medium.max_ms:.1f}); {defaults.phone_name} "
+        f"{phone.median_ms:.1f} ms (max {phone.max_ms:.1f})."
+    )
+    print(f"Server-Timing, last 12 MP request: {phone.server_timing}")
+    print(f"Server-Timing, last {bench.name} request: {medium.server_timing}")
+    for run in runs:
+        if run.layout.profiles and run.rss_mb:
+            rss = " / ".join(f"{mb:.0f}" for mb in run.rss_mb)
+            print(f"Worker RSS after {run.layout.label}: {rss} MB.")
 
 
-def sequential_latency(
-    url: str, token: str, data: bytes, name: str, n: int = 20
-) -> Latency:
-    """Median and max of ``n`` back-to-back /predict calls (after two)."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    times, server = [], []
-    for _ in range(n + 2):
-        started = time.perf_counter()
-        response = session.post(
-            url + "/predict", files={"image": (name, data)}, timeout=30
-        )
-        response.raise_for_status()
-        times.append((time.perf_counter() - started) * 1000)
-        server.append(response.headers["Server-Timing"])
-    times = times[2:]
-    return Latency(statistics.median(times), max(times), server[-1])
+def report_ratios(
+    model: Ceiling, pipeline: float, pipeline_after: float, runs: list[ServedRun]
+) -> None:
+    """The served app against the ceilings, and where its CPU goes beyond
+    the pipeline (HTTP, auth, database, the web stack)."""
+    section("Ratios")
+    saturation, before = runs[0].saturation, runs[1].saturation["rps"]
+    served_rps = saturation["rps"]
+    served_ms = saturation["server_cores"] / served_rps * 1000
+    pipeline_ms = CORES * 1000 / pipeline
+    rows = [
+        [
+            f"model ceiling ({model.backend}, batch 1, best layout, img/s)",
+            f"{model.img_s:.1f}",
+        ],
+        [
+            "pipeline ceiling (img/s, highest of before and after: "
+            f"{pipeline_after:.1f} after)",
+            f"{pipeline:.1f}",
+        ],
+        ["served saturation, defaults (req/s)", f"{served_rps:.1f}"],
+        [
+            "defaults / before (f32, BATCH_MAX_SIZE=1), saturation",
+            f"{served_rps / before:.2f}",
+        ],
+        *[
+            [
+                f"{run.layout.label} / before, saturation",
+                f"{run.saturation['rps'] / before:.2f}",
+            ]
+            for run in runs
+            if "int8" in run.layout.label
+        ],
+        ["served / model ceiling", f"{served_rps / model.img_s:.2f}"],
+        ["served / pipeline ceiling", f"{served_rps / pipeline:.2f}"],
+        ["server CPU per request at saturation (core-ms)", f"{served_ms:.1f}"],
+        [
+            f"pipeline CPU per image (core-ms: {CORES} cores at the ceiling)",
+            f"{pipeline_ms:.1f}",
+        ],
+        [
+            "served beyond the pipeline (core-ms per request)",
+            f"{served_ms - pipeline_ms:.1f}",
+        ],
+    ]
+    print(table(["measure", "value"], rows))
+
+
+def report_workers(defaults: Defaults) -> None:
+    """(e) The workers' memory and start-up, with the defaults."""
+    section("(e) Workers")
+    rss = ", ".join(f"{r:.0f} MB" for r in defaults.rss_mb)
+    loads = ", ".join(f"{s:.2f} s" for s in defaults.load_s)
+    print(
+        f"Worker RSS after the run: {rss}; model load + warm-up per worker: "
+        f"{loads}; server ready after {defaults.ready_s:.1f} s (converted model "
+        "cached)."
+    )
+
+
+def report_layouts(runs: list[ServedRun]) -> None:
+    """Saturation of every layout served, --layouts ones included."""
+    section("Worker and thread layouts (saturation)")
+    rows = [
+        [
+            run.layout.label,
+            f"{run.saturation['rps']:.1f}",
+            f"{run.saturation['p50']:.0f}",
+            f"{run.saturation['p95']:.0f}",
+            run.saturation["failures"],
+            f"{run.low_load_ms:.0f}",
+        ]
+        for run in runs
+    ]
+    headers = ["layout", "saturation req/s", "p50 ms", "p95 ms", "failures"]
+    headers += ["one request at a time, median ms"]
+    print(table(headers, rows))

@@ -2,6 +2,7 @@
 
 ``devtools.server`` starts a real Gunicorn, ``devtools.locust`` runs Locust
 headless, ``devtools.photos`` makes test photos, ``devtools.database`` makes
-throw-away databases, ``devtools.rawhttp`` sends exact bytes. The operational
+throw-away databases, ``devtools.rawhttp`` sends exact bytes,
+``devtools.tables`` writes the reports' Markdown tables. The operational
 runs are modules too: ``python -m devtools.soak``, ``python -m devtools.fault_run``.
 """

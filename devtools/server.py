@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -226,19 +227,36 @@ def flask_cli(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 300) -> float:
-    """Seconds until /readyz answers 200; raises if the master exits first."""
+def seconds_until_ready(
+    url: str, alive: Callable[[], None], timeout_s: float, every_s: float
+) -> float | None:
+    """Seconds until ``url`` answers 200 on /readyz, or None after ``timeout_s``.
+
+    ``alive`` is called before each try and raises if the server is gone, so
+    that a crashed start fails at once instead of at the timeout."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+        alive()
         try:
-            if requests.get(url + "/readyz", timeout=2).status_code == 200:
+            if requests.get(url + "/readyz", timeout=3).status_code == 200:
                 return time.monotonic() - started
         except requests.RequestException:
             pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
+        time.sleep(every_s)
+    return None
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 300) -> float:
+    """Seconds until /readyz answers 200; raises if the master exits first."""
+
+    def alive() -> None:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+
+    seconds = seconds_until_ready(url, alive, timeout_s, every_s=0.2)
+    if seconds is None:
+        raise RuntimeError("server did not become ready")
+    return seconds
 
 
 GUNICORN_COMMAND = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]

@@ -11,13 +11,17 @@ from types import SimpleNamespace
 import pytest
 
 from bench import bench
+from bench import in_process
 from bench import program
+from bench import served
 from bench.batching import Tally
-from bench.served import Latency
+from bench.context import Bench
+from bench.live import Latency
 from bench.served import served_layouts
 
 PROGRAMS = ["raw", "parallel", "precisions", "batching", "cam"]
-MODULES = ["bench", "program", "preprocessing", "served", *PROGRAMS]
+STEPS = ["bench", "context", "in_process", "served", "live", "preprocessing"]
+MODULES = [*STEPS, "program", *PROGRAMS]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -67,7 +71,7 @@ def steps(monkeypatch, tmp_path):
     """Every step of ``bench.main`` replaced by one that records its name."""
     called = []
     answers = {
-        "report_model_ceiling": bench.Ceiling("openvino", 30.0),
+        "report_model_ceiling": in_process.Ceiling("openvino", 30.0),
         "report_pipeline_ceiling": 20.0,
         "serve": ([], None),
     }
@@ -115,12 +119,6 @@ def test_without_openvino_the_openvino_sections_are_left_out(steps):
         "report_preprocessing",
         "report_pipeline_ceiling",
     ]
-
-
-def test_table_is_markdown():
-    assert bench.table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
-        "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
-    )
 
 
 def test_served_layouts_start_with_the_two_the_ratios_divide_by():
@@ -210,20 +208,17 @@ def test_the_report_from_canned_figures(monkeypatch, capsys, tmp_path):
     photo = tmp_path / "p.jpg"
     layouts = served_layouts(int8=True, more=True)
     runs = [
-        bench.ServedRun(
+        served.ServedRun(
             layout, canned_locust(20.0 + i), 30.0, canned_locust(2.0), [300.0 + i]
         )
         for i, layout in enumerate(layouts)
     ]
     latency = Latency(30.0, 40.0, "inference;dur=9")
-    defaults = bench.Defaults(latency, "phone.jpg", latency, [300.0], [2.0], 5.0)
+    defaults = served.Defaults(latency, "phone.jpg", latency, [300.0], [2.0], 5.0)
     precision = {"ran": "openvino-f32", "max_diff": 0.0, "1": 50.0, "4": 60.0}
     cam_ms = {f"{name}:{b}": 10.0 * b for name in ("without", "with") for b in (1, 4)}
     cam_ms |= {f"{name}:{b}": 0.5 for name in ("extra", "maps") for b in (1, 4)}
-    canned = {
-        "prepare": lambda args: bench.Bench(
-            args, tmp_path, tmp_path, photo, "p.jpg", b"x" * 2048, ["openvino"]
-        ),
+    measured = {  # what the in-process sections would measure
         "raw_ceiling": lambda *a: {1: {"ms": 10.0, "img_s": 100.0}, 2: {"img_s": 133}},
         "parallel_ceiling": lambda *a, **k: 50.0,
         "ensure_int8": lambda *a: True,
@@ -234,10 +229,18 @@ def test_the_report_from_canned_figures(monkeypatch, capsys, tmp_path):
             | {"batch": 1.0, "precision": "bf16"}
         ],
         "cam_cost": lambda *a: {"ran": "openvino-bf16", "ms": cam_ms},
+    }
+    for name, value in measured.items():
+        monkeypatch.setattr(in_process, name, value)
+    called_by_main = {
+        "prepare": lambda args: Bench(
+            args, tmp_path, tmp_path, photo, "p.jpg", b"x" * 2048, ["openvino"]
+        ),
+        "parallel_ceiling": lambda *a, **k: 50.0,
         "layouts_to_serve": lambda run: layouts,
         "serve": lambda run, layouts: (runs, defaults),
     }
-    for name, value in canned.items():
+    for name, value in called_by_main.items():
         monkeypatch.setattr(bench, name, value)
     monkeypatch.setattr("app.inference.native_precision", lambda: "bf16")
 
@@ -264,7 +267,7 @@ def test_under_an_avx2_cap_the_report_says_so_and_leaves_bf16_out(
     AVX-512: bf16 would not compile there, so (a2) must not ask for it."""
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setattr("app.inference.native_precision", lambda: "f32")
-    monkeypatch.setattr(bench, "ensure_int8", lambda *a: True)
+    monkeypatch.setattr(in_process, "ensure_int8", lambda *a: True)
     asked = []
 
     def ceilings(cache, image, precisions):
@@ -272,12 +275,12 @@ def test_under_an_avx2_cap_the_report_says_so_and_leaves_bf16_out(
         row = {"ran": "openvino-f32", "max_diff": 0.0, "1": 5.0, "4": 6.0, "8": 6.0}
         return {precision: row for precision in precisions}
 
-    monkeypatch.setattr(bench, "precision_ceilings", ceilings)
-    run = bench.Bench(
+    monkeypatch.setattr(in_process, "precision_ceilings", ceilings)
+    run = Bench(
         SimpleNamespace(), tmp_path, tmp_path, tmp_path / "p.jpg", "p.jpg", b"x", []
     )
     bench.print_header(run)
-    bench.report_precisions(run)
+    in_process.report_precisions(run)
     out = capsys.readouterr().out
     assert asked == ["f32", "int8"]
     assert "oneDNN is capped at AVX2" in out

@@ -12,6 +12,7 @@ from PIL import Image
 from devtools import locust
 from devtools.database import reset_schema
 from devtools.photos import photo_jpeg
+from devtools.tables import table
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = {".venv", ".git", "reports", "artifacts", "instance", "node_modules"}
@@ -69,3 +70,9 @@ def test_photo_is_a_jpeg_of_the_asked_size():
     with Image.open(io.BytesIO(data)) as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (64, 48), "RGB")
     assert photo_jpeg((64, 48)) != data  # noise: each photo is its own
+
+
+def test_table_is_markdown():
+    assert table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
+        "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
+    )

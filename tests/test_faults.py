@@ -1,4 +1,4 @@
-"""A shortened ``make fault-run`` (devtools/fault_run.py) against real servers.
+"""A shortened ``make fault-run`` (devtools/fault_run/) against real servers.
 
 CI runs ``make test`` twice: the SQLite pass runs the SQLite faults (a worker
 killed with ``kill -9``, the database made immutable, its disk full) and the
@@ -14,7 +14,10 @@ import os
 
 import pytest
 
-from devtools import fault_run
+from devtools.fault_run.report import markdown
+from devtools.fault_run.runs import run_postgres
+from devtools.fault_run.runs import run_sqlite
+from devtools.fault_run.scenario import Timing
 from devtools.server import ROOT
 
 pytestmark = pytest.mark.server
@@ -43,15 +46,15 @@ def save(report: dict, backend: str) -> None:
         for p in s.get("problems", [])
     ]
     wrapped = {"runs": [report], "problems": found, "ok": not found}
-    out.with_suffix(".md").write_text(fault_run.markdown(wrapped))
+    out.with_suffix(".md").write_text(markdown(wrapped))
 
 
 @pytest.fixture(scope="module")
 def postgres_report(tmp_path_factory, model_cache_dir):
     if not ON_POSTGRES:
         pytest.skip("PostgreSQL faults run in the PostgreSQL pass (TEST_DATABASE_URL)")
-    report = fault_run.run_postgres(
-        tmp_path_factory.mktemp("faults-pg"), fault_run.Timing.short(), model_cache_dir
+    report = run_postgres(
+        tmp_path_factory.mktemp("faults-pg"), Timing.short(), model_cache_dir
     )
     if "skipped" in report:
         pytest.skip(report["skipped"])
@@ -63,9 +66,9 @@ def postgres_report(tmp_path_factory, model_cache_dir):
 def sqlite_report(tmp_path_factory, model_cache_dir):
     if ON_POSTGRES:
         pytest.skip("SQLite faults run in the SQLite pass")
-    report = fault_run.run_sqlite(
+    report = run_sqlite(
         tmp_path_factory.mktemp("faults-sqlite"),
-        fault_run.Timing.short(),
+        Timing.short(),
         model_cache_dir,
     )
     save(report, "sqlite")
@@ -99,7 +102,7 @@ def test_worker_kill_loses_no_acknowledged_row(kill_report):
     # answer is a success (the other worker kept serving).
     assert not problems(kill_report, "answers"), kill_report["problems"]
     unanswered = kill_report["answers"].get("failed", 0)
-    assert unanswered <= 2 * fault_run.Timing.short().clients
+    assert unanswered <= 2 * Timing.short().clients
     assert kill_report["fault"]["killed_pid"] not in kill_report["workers_after"]
 
 

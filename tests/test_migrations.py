@@ -99,3 +99,47 @@ def test_0006_adds_empty_explanations_and_downgrades(app):
         columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
         assert "explanation" not in columns
         reset_schema(db.engine)
+
+
+def batch_of_old_prediction() -> int | None:
+    with db.engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT batch_id FROM predictions")
+        ).scalar_one()
+
+
+def add_batch(batch_id: int | None = None) -> int:
+    """A batch of user 1 (with ``batch_id`` or the next the database gives)."""
+    columns = "user_id, name, created_at"
+    values = "1, 'b', CURRENT_TIMESTAMP"
+    if batch_id is not None:
+        columns, values = f"id, {columns}", f"{batch_id}, {values}"
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.text(f"INSERT INTO batches ({columns}) VALUES ({values})")
+        )
+        return connection.execute(sa.text("SELECT max(id) FROM batches")).scalar()
+
+
+def test_0007_keeps_batches_and_their_photos_and_never_reuses_an_id(app):
+    """Rebuilding the batches table on SQLite must not cascade into the photos
+    that reference it; after it, a deleted batch's id is not given again."""
+    with app.app_context():
+        reset_schema(db.engine)
+        upgrade(revision="0006")
+        insert_an_old_prediction()
+        assert (add_batch(), add_batch()) == (1, 2)
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("UPDATE predictions SET batch_id = 2"))
+        upgrade(revision="0007")
+        assert filenames() == ["old.jpg"]
+        assert batch_of_old_prediction() == 2
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM batches WHERE id = 2"))
+        assert filenames() == []  # the cascade still works after the rebuild
+        assert add_batch() == 3
+        downgrade(revision="0006")
+        with db.engine.connect() as connection:
+            ids = connection.execute(sa.text("SELECT id FROM batches ORDER BY id"))
+            assert list(ids.scalars()) == [1, 3]
+        reset_schema(db.engine)

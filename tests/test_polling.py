@@ -6,7 +6,7 @@ import os
 import time
 from types import SimpleNamespace
 
-from devtools.fault_run import Readiness
+from devtools.fault_run.load import Readiness
 from devtools.soak import RssSampler
 
 

@@ -23,11 +23,11 @@ from stress.__main__ import parser
 from stress.__main__ import plan
 from stress.__main__ import ratio
 from stress.__main__ import wait
-from stress.report import Limits
-from stress.report import breakdown
 from stress.report import build
-from stress.report import rate
-from stress.report import read_requests
+from stress.report.compute import Limits
+from stress.report.compute import breakdown
+from stress.report.read import read_requests
+from stress.report.render import rate
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = Path(__file__).parent / "data" / "stress" / "run"

@@ -31,6 +31,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.plugins.werkzeug_utils import werkzeug_parse_rule
 
 from app.api.schemas import Error
+from app.http.json_bodies import INVALID_JSON_MESSAGE
 from app.http.params import BadParameter
 from app.http.uploads import RAW_IMAGE_TYPES
 from app.version import __version__
@@ -44,7 +45,7 @@ def json_body() -> object:
         raise BadParameter("json", "Send Content-Type: application/json.")
     body = request.get_json(silent=True)
     if body is None:
-        raise BadParameter("json", "The request body is not valid JSON.")
+        raise BadParameter("json", INVALID_JSON_MESSAGE)
     return body
 
 

@@ -32,7 +32,6 @@ from app.auth.security import PROBE_ENDPOINTS
 from app.database import schema_problem
 from app.database import write_problem
 from app.extensions import db
-from app.extensions import limiter
 from app.http.headers import THUMBNAIL_CACHE_CONTROL
 from app.http.headers import jpeg_response
 from app.http.responses import error_response
@@ -123,11 +122,7 @@ def no_content(description: str) -> Response:
     # the answers against PredictResponse.
     skip_validation=True,
 )
-@limiter.limit(
-    ratelimits.predict_limit,
-    key_func=ratelimits.predict_key,
-    exempt_when=ratelimits.not_signed_in,
-)
+@ratelimits.predict_limits
 def predict():
     """Classify images.
 
@@ -310,9 +305,19 @@ def delete_feedback(prediction_id: int):
             "long or with control characters (`invalid_name`), or `csrf_failed`.",
         ),
         HTTP_401=UNAUTHORIZED,
+        HTTP_409=(
+            Error,
+            "`too_many_empty_batches`: MAX_EMPTY_BATCHES of yours have no photos "
+            "yet; fill one, or wait until they are cleared.",
+        ),
+        HTTP_429=(
+            Error,
+            "Over BATCH_RATE_LIMIT (`too_many_requests`); see `Retry-After`.",
+        ),
     ),
     operation_id="createBatch",
 )
+@ratelimits.batch_limits
 def post_batch(json: BatchRequest):
     """Start a named batch.
 
@@ -320,7 +325,13 @@ def post_batch(json: BatchRequest):
     its own page. Send its `id` as `batch_id` with each `/predict`; only you can
     add to it.
     """
-    batch = create_batch(current_user, json.name)
+    config = current_app.config
+    batch = create_batch(
+        current_user,
+        json.name,
+        max_empty=config["MAX_EMPTY_BATCHES"],
+        empty_ttl=config["EMPTY_BATCH_TTL"],
+    )
     response = jsonify(
         {**batch.as_dict(), "url": url_for("batches.show", batch_id=batch.id)}
     )

@@ -8,7 +8,6 @@ import re
 import sqlalchemy as sa
 from flask import current_app
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms import StringField
 from wtforms import SubmitField
@@ -18,6 +17,7 @@ from wtforms.validators import ValidationError
 
 from app.auth.passwords import password_problem
 from app.extensions import db
+from app.http.json_bodies import JsonObjectForm
 from app.models import User
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
@@ -47,13 +47,13 @@ class SecretField(TextOnly, PasswordField):
     pass
 
 
-class LoginForm(FlaskForm):
+class LoginForm(JsonObjectForm):
     username = TextField("Username", validators=[DataRequired()])
     password = SecretField("Password", validators=[DataRequired()])
     submit = SubmitField("Sign in")
 
 
-class RegistrationForm(FlaskForm):
+class RegistrationForm(JsonObjectForm):
     username = TextField(
         "Username",
         validators=[DataRequired()],
@@ -90,7 +90,7 @@ def check_new_password(password: str, username: str) -> None:
         raise ValidationError(problem)
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(JsonObjectForm):
     current_password = SecretField("Current password", validators=[DataRequired()])
     new_password = SecretField("New password", validators=[DataRequired()])
     confirm = SecretField(

@@ -119,6 +119,33 @@ def predict_limit() -> str:
     return current_app.config["PREDICT_RATE_LIMIT"]
 
 
+def predict_limits(view):
+    """PREDICT_RATE_LIMIT per user, one budget shared by every route that
+    classifies (``/predict`` and the upload form): the same work must not get a
+    second budget through another door."""
+    return limiter.shared_limit(
+        predict_limit,
+        "predict",
+        key_func=predict_key,
+        exempt_when=not_signed_in,
+    )(view)
+
+
+def batch_key() -> str:
+    return f"batches-user:{current_user.get_id()}"
+
+
+def batch_limits(view):
+    """BATCH_RATE_LIMIT new batches per user (each is a row that costs nothing
+    to ask for)."""
+    return limiter.limit(
+        lambda: current_app.config["BATCH_RATE_LIMIT"],
+        key_func=batch_key,
+        methods=["POST"],
+        exempt_when=not_signed_in,
+    )(view)
+
+
 def not_signed_in() -> bool:
     return not current_user.is_authenticated
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from flask import Request
+
+from app.http.json_bodies import json_loading_failed
 
 
 class UploadRequest(Request):
@@ -17,6 +20,10 @@ class UploadRequest(Request):
     bodies"). Werkzeug's own parser splits the body: a parser of our own for
     bodies already in memory saved too little to keep (same page).
     """
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        json_loading_failed(e)
+        return super().on_json_loading_failed(e)
 
     def _get_file_stream(
         self,

@@ -10,6 +10,8 @@ app/web/batches.py.
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -47,11 +49,55 @@ def clean_name(value: object) -> str:
     return name or utcnow().strftime("Upload %Y-%m-%d %H:%M UTC")
 
 
-def create_batch(user: User, name: object) -> Batch:
+class TooManyEmptyBatches(Exception):
+    """The user already has ``limit`` batches with no photos in them."""
+
+    code = "too_many_empty_batches"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You have {limit} empty batches already: upload photos into one of "
+            "them, or wait until unused ones are cleared (after an hour)."
+        )
+        self.limit = limit
+
+
+def create_batch(
+    user: User, name: object, *, max_empty: int, empty_ttl: timedelta
+) -> Batch:
+    """A new, empty batch; the user's empty batches older than ``empty_ttl``
+    go first, and at most ``max_empty`` may stand empty at once.
+
+    :raises TooManyEmptyBatches: the user has ``max_empty`` empty batches.
+    """
     batch = Batch(user_id=user.id, name=clean_name(name))
+    delete_empty_batches(utcnow() - empty_ttl, user)
+    empty = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Batch).where(*empty_batches(user))
+    )
+    if empty >= max_empty:
+        db.session.commit()  # the purge above stands either way
+        raise TooManyEmptyBatches(max_empty)
     db.session.add(batch)
     db.session.commit()
     return batch
+
+
+def empty_batches(user: User | None = None) -> list:
+    """Conditions for batches without a single photo (of one user, or all)."""
+    conditions = [~sa.exists().where(Prediction.batch_id == Batch.id)]
+    if user is not None:
+        conditions.append(Batch.user_id == user.id)
+    return conditions
+
+
+def delete_empty_batches(created_before: datetime, user: User | None = None) -> int:
+    """Delete empty batches created before ``created_before``, in the current
+    transaction: one user's, or everybody's (``flask purge-history``)."""
+    result = db.session.execute(
+        sa.delete(Batch).where(*empty_batches(user), Batch.created_at < created_before)
+    )
+    return result.rowcount
 
 
 def owned_batch(user: User, batch_id: int) -> Batch | None:
@@ -79,7 +125,12 @@ def recent_batches(user: User, limit: int = RECENT_BATCHES) -> list[tuple[Batch,
         sa.select(Batch, count)
         .outerjoin(
             Prediction,
-            sa.and_(Prediction.batch_id == Batch.id, *within_retention(user)),
+            sa.and_(
+                Prediction.batch_id == Batch.id,
+                # Only the owner's rows count, whatever a batch id once was.
+                Prediction.user_id == user.id,
+                *within_retention(user),
+            ),
         )
         .where(Batch.user_id == user.id)
         .group_by(Batch.id)

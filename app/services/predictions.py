@@ -13,11 +13,13 @@ import sqlalchemy.orm as so
 from app import explanations
 from app.extensions import db
 from app.http.params import MAX_ID
+from app.http.params import BadParameter
 from app.http.uploads import Upload
 from app.inference import BatchResult
 from app.inference import Classifier
 from app.inference import DecodedImage
 from app.inference import InferenceError
+from app.models import Batch
 from app.models import Prediction
 from app.models import User
 from app.services.history import delete_expired
@@ -86,7 +88,7 @@ def classify_and_store(
         else:
             network.fill(row, i)
         rows.append(row)
-    store(user, rows)
+    store(user, rows, batch_id)
     finished = time.perf_counter()
     return ClassifyOutcome(
         rows=rows,
@@ -175,15 +177,48 @@ def new_row(
     )
 
 
-def store(user: User, rows: list[Prediction]) -> None:
-    """Commit the rows in one transaction with the user's retention purge."""
+def store(user: User, rows: list[Prediction], batch_id: int | None = None) -> None:
+    """Commit the rows in one transaction with the user's retention purge.
+
+    :raises BadParameter: the batch the rows go into was deleted since the
+        request checked it (while the photos uploaded); nothing is stored.
+    """
     try:
         delete_expired(user)
+        if batch_id is not None and lock_batch(user, batch_id) is None:
+            raise batch_gone()
         db.session.add_all(rows)
         commit_keeping_state(db.session())
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        # SQLite does not lock the batch: a delete that committed between the
+        # check and the insert shows as the foreign key refusing the rows.
+        gone = batch_id is not None and lock_batch(user, batch_id) is None
+        db.session.rollback()
+        if gone:
+            raise batch_gone() from None
+        raise
     except Exception:
         db.session.rollback()
         raise
+
+
+def lock_batch(user: User, batch_id: int) -> int | None:
+    """The id of the user's batch, locked until the commit (PostgreSQL), so
+    that deleting it waits for the rows going into it; None if it is gone."""
+    return db.session.scalar(
+        sa.select(Batch.id)
+        .where(Batch.id == batch_id, Batch.user_id == user.id)
+        .with_for_update()
+    )
+
+
+def batch_gone() -> BadParameter:
+    return BadParameter(
+        "batch_id",
+        "The batch was deleted while the photos were uploading; nothing was "
+        "stored. Create a new batch and upload again.",
+    )
 
 
 def commit_keeping_state(session: so.Session) -> None:

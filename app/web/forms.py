@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 from datetime import timedelta
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import DateField
 from wtforms import HiddenField
@@ -24,6 +23,7 @@ from wtforms.validators import ValidationError
 
 from app.auth.forms import SecretField
 from app.auth.forms import TextField
+from app.http.json_bodies import JsonObjectForm
 from app.http.params import MAX_ID
 from app.http.params import is_ascii_integer
 from app.services.history import DEFAULT_SORT
@@ -55,12 +55,12 @@ def whole_number(value: object) -> int:
     return int(value)
 
 
-class UploadForm(FlaskForm):
+class UploadForm(JsonObjectForm):
     image = MultipleFileField("Images")
     submit = SubmitField("Classify")
 
 
-class TokenForm(FlaskForm):
+class TokenForm(JsonObjectForm):
     name = TextField(
         "Token name",
         validators=[DataRequired(), Length(max=64)],
@@ -69,13 +69,13 @@ class TokenForm(FlaskForm):
     submit = SubmitField("Create token")
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(JsonObjectForm):
     """An empty form for POST buttons (delete, revoke, sign out): CSRF only."""
 
     submit = SubmitField("Confirm")
 
 
-class HistoryFilterForm(FlaskForm):
+class HistoryFilterForm(JsonObjectForm):
     """History search, date range and sort, read from the query string."""
 
     class Meta:
@@ -116,7 +116,7 @@ def check_filter_date(day: date | None) -> None:
         raise ValidationError(f"Choose a date up to {LAST_FILTER_DAY.isoformat()}.")
 
 
-class RetentionForm(FlaskForm):
+class RetentionForm(JsonObjectForm):
     days = SelectField(
         "Keep my history for",
         coerce=whole_number,
@@ -128,7 +128,7 @@ class RetentionForm(FlaskForm):
     submit = SubmitField("Save")
 
 
-class DeleteAccountForm(FlaskForm):
+class DeleteAccountForm(JsonObjectForm):
     password = SecretField(
         "Your password",
         validators=[DataRequired()],
@@ -137,7 +137,7 @@ class DeleteAccountForm(FlaskForm):
     submit = SubmitField("Delete my account")
 
 
-class ConfidenceForm(FlaskForm):
+class ConfidenceForm(JsonObjectForm):
     percent = WholeNumberField(
         "Not sure below (%)",
         validators=[InputRequired(), NumberRange(0, 100)],

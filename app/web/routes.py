@@ -35,7 +35,6 @@ from app.http.headers import jpeg_response
 from app.http.params import BadParameter
 from app.http.params import parse_id_list
 from app.http.params import parse_page
-from app.http.responses import error_response
 from app.http.responses import wants_json
 from app.models import ApiToken
 from app.models import Batch
@@ -111,6 +110,7 @@ def index() -> ResponseReturnValue:
 
 @bp.route("/upload", methods=["POST"])
 @login_required
+@ratelimits.predict_limits
 def upload() -> ResponseReturnValue:
     """Classify the uploaded images, then show the results.
 
@@ -263,6 +263,15 @@ def _history_filters() -> tuple[HistoryFilterForm, HistoryFilters, bool]:
     return form, filters, valid
 
 
+def _export_filters() -> HistoryFilters:
+    """The filters of a download, every one valid: a filtered download must be
+    what was asked for, or nothing (400 ``invalid_filter``)."""
+    form, filters, valid = _history_filters()
+    if not valid:
+        raise BadParameter("filter", next(iter(form.errors.values()))[0])
+    return filters
+
+
 @bp.route("/history")
 @login_required
 def history() -> ResponseReturnValue:
@@ -309,12 +318,7 @@ def export_history(fmt: str) -> ResponseReturnValue:
     """Download the (filtered) history as CSV or JSON."""
     if fmt not in EXPORT_TYPES:
         abort(404)
-    form, filters, valid = _history_filters()
-    if not valid:
-        # A filtered download must be what was asked for, or nothing.
-        message = next(iter(form.errors.values()))[0]
-        return error_response(400, "invalid_filter", message)
-    query = filtered_query(current_user, filters)
+    query = filtered_query(current_user, _export_filters())
     if fmt == "csv":
         body = csv_export(query)
     else:
@@ -333,8 +337,7 @@ def export_history(fmt: str) -> ResponseReturnValue:
 @login_required
 def export_dataset() -> ResponseReturnValue:
     """The (filtered) history's thumbnails and labels as a ZIP, streamed."""
-    _, filters, _ = _history_filters()
-    body = dataset_zip(filtered_query(current_user, filters))
+    body = dataset_zip(filtered_query(current_user, _export_filters()))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     response = Response(stream_with_context(body), content_type="application/zip")
     response.headers["Content-Disposition"] = (
