@@ -22,7 +22,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from app import __version__
 from app.config import Config
-from app.plumbing import metrics
+from app.observability import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -532,7 +532,7 @@ def test_migration_job_runs_flask_db_upgrade(manifests):
 
 
 def sample_names() -> set[str]:
-    """Every sample name app/plumbing/metrics.py can expose."""
+    """Every sample name app/observability/metrics.py can expose."""
     suffixes = {
         "counter": ["_total"],
         "gauge": [""],

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app.plumbing.params import IdConverter
+from app.http.params import IdConverter
 from tests.conftest import PASSWORD
 from tests.conftest import AuthActions
 from tests.conftest import bearer
