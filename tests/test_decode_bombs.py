@@ -24,9 +24,9 @@ from app.config import TestingConfig
 from app.inference import DecodeBusy
 from app.inference import ImageTooComplex
 from app.inference import ImageTooLarge
-from app.inference.images import MAX_JPEG_SCANS
-from app.inference.images import MemoryBudget
-from app.inference.images import count_jpeg_scans
+from app.inference.decode_limits import MAX_JPEG_SCANS
+from app.inference.decode_limits import MemoryBudget
+from app.inference.decode_limits import count_jpeg_scans
 from app.inference.images import decode_image
 from app.inference.images import exif_orientation
 from app.model_service import EXTENSION_KEY
