@@ -17,9 +17,9 @@ from app.models import utcnow
 from app.services.storage import thumbnail_id
 from app.web.admin import histogram_quantile
 from app.web.admin import percentile
-from tests.conftest import PASSWORD
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import PASSWORD
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 
 def make_admin(runner, username="alice"):

@@ -14,8 +14,8 @@ from app.models import Prediction
 from app.models import User
 from devtools.rawhttp import MULTIPART_TYPE
 from devtools.rawhttp import multipart
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 from tests.test_images import png_claiming
 
 

@@ -23,8 +23,8 @@ from app.inference import resolve_backend
 from app.inference.images import preprocess_batch
 from app.inference.openvino_runtime import PRECISIONS
 from app.inference.openvino_runtime import converted_model_path
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import gradient_image
+from tests.helpers import make_image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Batch
 from app.models import Prediction
-from tests.conftest import PASSWORD
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import PASSWORD
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 from tests.test_history import add_prediction
 from tests.test_history import user_id
 

@@ -18,9 +18,9 @@ from app.inference import build_classifier
 from app.inference.openvino_runtime import converted_model_path
 from app.inference.weights import parse_weights
 from app.model_service import model_service
-from tests.conftest import bearer
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import gradient_image
+from tests.helpers import make_image_bytes
 
 POISON = -1.0
 

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Prediction
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 PHOTO = make_image_bytes("JPEG", size=(500, 400), color=(90, 160, 20))
 
@@ -59,7 +59,7 @@ def test_cache_answers_only_the_same_user_unless_shared(client, token, auth, app
     someone sent alice's private photo before (issue 14)."""
     predict(client, token, PHOTO)
     other = app.test_client()
-    from tests.conftest import AuthActions
+    from tests.helpers import AuthActions
 
     bob = AuthActions(other)
     bob.register("bob")

@@ -13,7 +13,7 @@ from app.inference import WeightsUnavailable
 from app.inference import build_classifier
 from app.inference import load_labels
 from app.inference import parse_weights
-from tests.conftest import make_image_bytes
+from tests.helpers import make_image_bytes
 
 
 def test_scores_are_sorted_softmax_probabilities(classifier):

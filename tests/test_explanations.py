@@ -16,7 +16,7 @@ from app.inference.cam import activation_maps
 from app.inference.cam import normalise
 from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_bool
-from tests.conftest import bearer
+from tests.helpers import bearer
 from tests.test_batching import load
 from tests.test_batching import photo
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Prediction
 from app.models import User
-from tests.conftest import bearer
+from tests.helpers import bearer
 from tests.test_history import add_prediction
 from tests.test_history import history
 from tests.test_history import shown_filenames

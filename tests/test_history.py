@@ -19,8 +19,8 @@ from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
 from app.services.storage import thumbnail_id
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 NOW = datetime.now(UTC)
 

@@ -42,7 +42,7 @@ from devtools.server import ROOT
 from devtools.server import LiveServer
 from devtools.server import proc_status
 from devtools.server import reset_peak_rss
-from tests.conftest import gradient_image
+from tests.helpers import gradient_image
 
 pytestmark = pytest.mark.server
 

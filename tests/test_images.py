@@ -15,8 +15,8 @@ from app.inference import InvalidImage
 from app.inference import UnsupportedFormat
 from app.inference.images import decode_image
 from app.inference.images import preprocess
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import gradient_image
+from tests.helpers import make_image_bytes
 
 MAX_PIXELS = 40_000_000
 

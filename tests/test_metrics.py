@@ -19,9 +19,9 @@ from app.extensions import db
 from app.plumbing.metrics import address_in
 from app.plumbing.metrics import parse_networks
 from app.plumbing.request_log import request_id_from
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.conftest import model_service_for
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
+from tests.helpers import model_service_for
 
 HIDDEN = {"REMOTE_ADDR": "203.0.113.9"}
 
@@ -178,7 +178,7 @@ def test_rate_limited_answers_are_counted(classifier, database_url):
         db.create_all()
     try:
         client = app.test_client()
-        from tests.conftest import AuthActions
+        from tests.helpers import AuthActions
 
         AuthActions(client).register("mallory")
         token = client_token(app, "mallory")

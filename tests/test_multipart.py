@@ -12,8 +12,8 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from app.plumbing.uploads import ReadBodyAtOnce
 from app.plumbing.uploads import UploadRequest
 from app.plumbing.uploads import parse_multipart_body
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 B = b"xYz-boundary"
 CONFIG = {"MAX_CONTENT_LENGTH": 10 * 1024 * 1024}

@@ -19,8 +19,8 @@ from app.plumbing.params import parse_id_list
 from app.plumbing.params import parse_int
 from app.plumbing.params import parse_page
 from app.services.storage import thumbnail_id
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 # What people and programs send instead of a plain number.
 BAD_NUMBERS = ["²", "１２", "1e3", "-1", "0x10", " 7 ", "7\n", "1_0", "٣", "9" * 5000]

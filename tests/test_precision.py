@@ -26,8 +26,8 @@ from app.model_service import model_service
 from devtools.server import free_port
 from devtools.server import gunicorn_until_exit
 from devtools.server import server_env
-from tests.conftest import bearer
-from tests.conftest import gradient_image
+from tests.helpers import bearer
+from tests.helpers import gradient_image
 
 RANDOM = parse_weights("random")
 

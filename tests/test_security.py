@@ -11,10 +11,10 @@ import time
 import pytest
 
 from app.plumbing.params import IdConverter
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -19,10 +19,10 @@ import pytest
 import requests
 
 from app.plumbing.uploads import clean_filename
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 from tests.test_admin import make_admin
 from tests.test_security import create_token
 

@@ -10,10 +10,10 @@ from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import csrf_token_from
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
+from tests.helpers import csrf_token_from
 from tests.test_admin import make_admin
 
 NEW_PASSWORD = "another long enough password"

@@ -11,7 +11,7 @@ from PIL import Image
 from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
-from tests.conftest import make_image_bytes
+from tests.helpers import make_image_bytes
 
 
 def upload(client, auth, files):
