@@ -3,7 +3,6 @@ weights), through the batching loop, stored, and in the API."""
 
 from __future__ import annotations
 
-import io
 import threading
 
 import numpy as np
@@ -16,7 +15,6 @@ from app.inference.cam import activation_maps
 from app.inference.cam import normalise
 from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_bool
-from tests.helpers import bearer
 from tests.test_batching import load
 from tests.test_batching import photo
 
@@ -222,15 +220,6 @@ def test_parse_bool_refuses_anything_else(value):
 # The API -------------------------------------------------------------------------
 
 
-def predict(client, token, data: bytes, **fields):
-    return client.post(
-        "/predict",
-        data={"image": (io.BytesIO(data), "photo.jpg"), **fields},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
-
-
 def assert_explanation(result: dict) -> None:
     explanation = result["explanation"]
     assert explanation["size"] == [7, 7]
@@ -242,22 +231,22 @@ def assert_explanation(result: dict) -> None:
         assert values.min() == 0.0 and values.max() == 1.0
 
 
-def test_predict_explain_true_adds_the_maps_and_false_leaves_them_out(client, token):
-    body = predict(client, token, photo(1), explain="true").get_json()
+def test_predict_explain_true_adds_the_maps_and_false_leaves_them_out(api):
+    body = api.predict(photo(1), explain="true").get_json()
     (result,) = body["results"]
     assert_explanation(result)
-    plain = predict(client, token, photo(2), explain="0").get_json()["results"][0]
+    plain = api.predict(photo(2), explain="0").get_json()["results"][0]
     assert "explanation" not in plain
     # Stored with the prediction: the API gives them back when asked.
     url = f"/api/predictions/{result['id']}"
-    stored = client.get(url + "?explain=1", headers=bearer(token)).get_json()
+    stored = api.get(url + "?explain=1").get_json()
     assert stored["explanation"] == result["explanation"]
-    assert "explanation" not in client.get(url, headers=bearer(token)).get_json()
+    assert "explanation" not in api.get(url).get_json()
 
 
-def test_a_cache_hit_copies_the_maps_of_its_labels(client, token):
-    first = predict(client, token, photo(3), explain="true").get_json()["results"][0]
-    again = predict(client, token, photo(3), explain="true", top_k="2").get_json()
+def test_a_cache_hit_copies_the_maps_of_its_labels(api):
+    first = api.predict(photo(3), explain="true").get_json()["results"][0]
+    again = api.predict(photo(3), explain="true", top_k="2").get_json()
     (hit,) = again["results"]
     assert hit["cached"] is True
     labels = [p["label"] for p in first["predictions"][:2]]
@@ -267,11 +256,11 @@ def test_a_cache_hit_copies_the_maps_of_its_labels(client, token):
 
 
 @pytest.mark.parametrize("value", ["yes", "TRUE", "2"])
-def test_a_bad_explain_is_a_400_invalid_explain(client, token, value):
-    response = predict(client, token, photo(4), explain=value)
+def test_a_bad_explain_is_a_400_invalid_explain(api, value):
+    response = api.predict(photo(4), explain=value)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_explain"
-    response = client.get(f"/api/predictions/1?explain={value}", headers=bearer(token))
+    response = api.get(f"/api/predictions/1?explain={value}")
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_explain"
 
