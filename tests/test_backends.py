@@ -44,6 +44,7 @@ def sample_batch(classifier) -> np.ndarray:
     return np.concatenate([batch, noise.astype(np.float32)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "openvino"])
 def test_backend_matches_keras_softmax(backend, keras_classifier, model_cache_dir):
     """Max abs difference of softmax scores within 1e-3 (we see ~2e-6 in f32)."""

@@ -95,6 +95,7 @@ def test_weights_setting_accepts_keywords_and_existing_files(tmp_path):
         parse_weights(str(tmp_path / "missing.h5"))
 
 
+@pytest.mark.slow
 def test_weights_file_round_trip(keras_classifier, tmp_path):
     """A weights file saved from the model loads into an identical network."""
     classifier = keras_classifier

@@ -65,6 +65,7 @@ def any_classifier(request, classifier, keras_classifier):
     return classifier if request.param == "openvino" else keras_classifier
 
 
+@pytest.mark.slow
 def test_maps_are_exact_the_mean_plus_bias_is_the_logit(any_classifier):
     model = any_classifier
     assert model.explains
@@ -86,6 +87,7 @@ def test_maps_are_exact_the_mean_plus_bias_is_the_logit(any_classifier):
             )
 
 
+@pytest.mark.slow
 def test_openvino_and_keras_give_the_same_maps(classifier, keras_classifier):
     if classifier.info.backend != "openvino":
         pytest.skip("OpenVINO is not installed")
@@ -113,6 +115,7 @@ def concurrently(model, decoded):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["openvino", "tensorflow"])
 def test_each_request_gets_its_own_maps_through_the_batching_loop(
     classifier, keras_classifier, model_cache_dir, backend

@@ -196,6 +196,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.server
 def test_shipped_nginx_log_format_leaves_out_share_secrets(tmp_path):
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx is None:
