@@ -11,9 +11,9 @@ from app.models import User
 from app.models import UserSession
 from tests.helpers import PASSWORD
 from tests.helpers import AuthActions
+from tests.helpers import add_prediction
 from tests.helpers import bearer
-from tests.test_history import add_prediction
-from tests.test_history import user_id
+from tests.helpers import user_id
 
 
 def counts(app, owner: int) -> dict[str, int]:

@@ -19,13 +19,8 @@ from app.web.admin import histogram_quantile
 from app.web.admin import percentile
 from tests.helpers import PASSWORD
 from tests.helpers import bearer
+from tests.helpers import make_admin
 from tests.helpers import make_image_bytes
-
-
-def make_admin(runner, username="alice"):
-    result = runner.invoke(args=["set-admin", username])
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def add_prediction(user_id, label, *, age, cached=False, ms=(10.0, 2.0, 30.0)):

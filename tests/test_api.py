@@ -18,7 +18,7 @@ from tests.helpers import ApiClient
 from tests.helpers import bearer
 from tests.helpers import jpeg
 from tests.helpers import make_image_bytes
-from tests.test_images import png_claiming
+from tests.helpers import png_claiming
 
 
 def count_predictions(app) -> int:

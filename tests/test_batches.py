@@ -15,9 +15,9 @@ from app.models import Batch
 from app.models import Prediction
 from tests.helpers import PASSWORD
 from tests.helpers import ApiClient
+from tests.helpers import add_prediction
 from tests.helpers import make_image_bytes
-from tests.test_history import add_prediction
-from tests.test_history import user_id
+from tests.helpers import user_id
 
 
 def batch_ids(app) -> list[int | None]:

@@ -15,8 +15,8 @@ from app.inference.cam import activation_maps
 from app.inference.cam import normalise
 from app.plumbing.params import BadParameter
 from app.plumbing.params import parse_bool
-from tests.test_batching import load
-from tests.test_batching import photo
+from tests.helpers import load_classifier
+from tests.helpers import photo
 
 # f32: mean(CAM_c) + b_c equals the logit to float32 accumulation error.
 RELATIVE = 1e-3
@@ -124,7 +124,9 @@ def test_each_request_gets_its_own_maps_through_the_batching_loop(
         if classifier.info.backend != "openvino":
             pytest.skip("OpenVINO is not installed")
         alone_model = classifier
-        batched = load(model_cache_dir, "f32", batch_max_size=4, batch_max_delay_ms=50)
+        batched = load_classifier(
+            model_cache_dir, "f32", batch_max_size=4, batch_max_delay_ms=50
+        )
     else:
         alone_model = keras_classifier
         batched = build_classifier(
@@ -274,7 +276,7 @@ BF16_RELATIVE = 2e-2
 
 
 def test_the_identity_holds_at_bf16_within_its_tolerance(model_cache_dir):
-    model = load(model_cache_dir, "bf16")
+    model = load_classifier(model_cache_dir, "bf16")
     if model.info.precision != "bf16":
         pytest.skip("this CPU has no native bf16")
     result = model.classify(images(model, 3), top_k=5)

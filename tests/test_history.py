@@ -17,65 +17,15 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Prediction
 from app.models import User
-from app.services.storage import thumbnail_id
+from tests.helpers import NOW
 from tests.helpers import ApiClient
+from tests.helpers import add_prediction
 from tests.helpers import bearer
+from tests.helpers import history
 from tests.helpers import issue_token
 from tests.helpers import make_image_bytes
-
-NOW = datetime.now(UTC)
-
-
-def user_id(app, username: str = "alice") -> int:
-    with app.app_context():
-        return db.session.scalar(sa.select(User.id).where(User.username == username))
-
-
-def add_prediction(
-    app,
-    owner: int,
-    *,
-    label: str = "tabby",
-    score: float = 0.5,
-    filename: str = "photo.jpg",
-    created_at: datetime | None = None,
-) -> int:
-    """A stored prediction, made directly so labels, scores and dates are known."""
-    with app.app_context():
-        row = Prediction(
-            user_id=owner,
-            sha256="0" * 64,
-            filename=filename,
-            mime_type="image/jpeg",
-            size_bytes=1234,
-            width=320,
-            height=240,
-            top_k=[
-                {"class_id": 1, "wnid": "n0", "label": label, "score": score},
-                {"class_id": 2, "wnid": "n1", "label": "other", "score": score / 2},
-            ],
-            top_label=label,
-            top_score=score,
-            model_name="resnet50",
-            weights="random",
-            backend="openvino",
-            timing_ms={"decode": 1.0, "preprocess": 0.5, "inference": 9.0},
-            thumbnail_id=thumbnail_id(make_image_bytes("JPEG", size=(32, 24))),
-            created_at=created_at or NOW,
-        )
-        db.session.add(row)
-        db.session.commit()
-        return row.id
-
-
-def shown_filenames(html: str) -> list[str]:
-    return re.findall(r'class="card-title"><a href="[^"]+">([^<]+)</a>', html)
-
-
-def history(client, **args) -> tuple[int, str]:
-    response = client.get("/history", query_string=args)
-    return response.status_code, response.get_data(as_text=True)
-
+from tests.helpers import shown_filenames
+from tests.helpers import user_id
 
 # --------------------------------------------------------------------------
 # Search, dates, sort, pages

@@ -10,7 +10,6 @@ import time
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.config import TestingConfig
@@ -23,34 +22,11 @@ from tests.helpers import AuthActions
 from tests.helpers import issue_token
 from tests.helpers import make_image_bytes
 from tests.helpers import model_service_for
+from tests.helpers import parse_exposition
+from tests.helpers import scrape
+from tests.helpers import value
 
 HIDDEN = {"REMOTE_ADDR": "203.0.113.9"}
-
-
-def scrape(client, **kwargs) -> dict[tuple, float]:
-    """``/metrics`` as ``{(sample name, ((label, value), ...)): value}``."""
-    response = client.get("/metrics", **kwargs)
-    assert response.status_code == 200, response.data
-    assert response.content_type.startswith("text/plain")
-    return parse_exposition(response.get_data(as_text=True))
-
-
-def parse_exposition(text: str) -> dict[tuple, float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, metric: str, /, **labels) -> float:
-    """Sum of the samples called ``metric`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(
-        v
-        for (sample, sample_labels), v in samples.items()
-        if sample == metric and wanted <= set(sample_labels)
-    )
 
 
 def test_requests_are_counted_by_url_rule_never_by_raw_path(app, client, api):

@@ -14,6 +14,7 @@ from app.plumbing.params import IdConverter
 from tests.helpers import PASSWORD
 from tests.helpers import AuthActions
 from tests.helpers import bearer
+from tests.helpers import create_token
 from tests.helpers import make_image_bytes
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -192,13 +193,6 @@ def test_predict_rate_limit_per_user(make_app, caplog):
     assert "rate limit hit" in caplog.text
     # One budget per user: a second token, or a new one, buys no more.
     assert post(second).status_code == 429
-
-
-def create_token(client, auth, name: str) -> str:
-    response = client.post(
-        "/account/tokens", data={"name": name, "csrf_token": auth.page_csrf_token()}
-    )
-    return re.search(r"(sc_[A-Za-z0-9_\-]{20,})", response.text).group(1)
 
 
 def test_overload_sheds_with_fast_503(app, client, token):

@@ -22,9 +22,9 @@ from app.plumbing.uploads import clean_filename
 from tests.helpers import PASSWORD
 from tests.helpers import AuthActions
 from tests.helpers import bearer
+from tests.helpers import create_token
+from tests.helpers import make_admin
 from tests.helpers import make_image_bytes
-from tests.test_admin import make_admin
-from tests.test_security import create_token
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from tests.helpers import AuthActions
 from tests.helpers import bearer
 from tests.helpers import csrf_token_from
 from tests.helpers import issue_token
-from tests.test_admin import make_admin
+from tests.helpers import make_admin
 
 NEW_PASSWORD = "another long enough password"
 
