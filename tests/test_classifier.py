@@ -43,6 +43,7 @@ def test_batch_keeps_input_order_and_matches_single_calls(classifier):
     assert [p.score for p in batch[0]] != [p.score for p in batch[1]]
 
 
+@pytest.mark.slow
 def test_random_weights_are_the_same_in_every_process(classifier):
     other = build_classifier("random", backend="tensorflow")
     other.load()
