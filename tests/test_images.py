@@ -90,6 +90,7 @@ def test_exif_orientation_is_applied_before_resizing():
     assert bottom[2] > 200 and bottom[0] < 60
 
 
+@pytest.mark.slow
 def test_preprocessing_matches_keras_resnet50():
     from keras.applications.resnet50 import preprocess_input
 
