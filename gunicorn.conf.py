@@ -10,7 +10,7 @@ and makes a request that arrives alone faster. The same rule, unmeasured
 beyond 2 cores, gives N workers with 2 intra-op threads each on N cores. In a
 container with a CPU limit, set INTRA_OP_THREADS=1 (the quota would throttle
 the extra threads). The 16 request threads are for fast 503s under overload
-(app/plumbing/overload.py) and cost little. The measurements that chose this,
+(app/http/overload.py) and cost little. The measurements that chose this,
 on three CPUs, with and without batching: docs/performance.md, "Worker layout".
 """
 
@@ -33,15 +33,16 @@ workers = int(os.environ.get("WEB_CONCURRENCY", _CORES))
 worker_class = "gthread"
 # More threads than MAX_INFLIGHT_PER_WORKER (12): the spare ones answer the
 # overflow with an immediate 503 instead of leaving it queued
-# (app/plumbing/overload.py).
+# (app/http/overload.py).
 threads = int(os.environ.get("GUNICORN_THREADS", 16))
 # Never preload: TensorFlow must first be imported in the worker, after fork.
 preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = 5
-# "-" logs each request to stdout; set GUNICORN_ACCESS_LOG= (empty) to turn off.
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# Off by default: the app's JSON request log (REQUEST_LOG) has a line per request
+# already. GUNICORN_ACCESS_LOG=- writes Gunicorn's as well, to stdout.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # A share link's path is its secret (/s/<token>): never write it to a log.
 SHARE_SECRET = re.compile(r"(/s/)[^/?#\s]+")
 
@@ -66,7 +67,7 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "snapclass"
 
-# Read by app.config / app.plumbing.system in each worker; set before any worker starts.
+# Read by app.config / app.services.system in each worker; set before any worker starts.
 os.environ["SNAPCLASS_WORKERS"] = str(workers)
 os.environ["SNAPCLASS_THREADS"] = str(threads)
 # Each worker runs one inference at a time (app/inference/openvino_runtime.py)
@@ -144,7 +145,7 @@ def on_starting(server):
 def child_exit(server, worker):
     """In the master, when a worker exits: drop its live gauges (in-flight
     requests) and count the exit as a restart unless the server is stopping."""
-    from app.plumbing.metrics import mark_worker_exit
+    from app.observability.metrics import mark_worker_exit
 
     # The master empties LISTENERS before it stops its workers.
     mark_worker_exit(worker.pid, server_running=bool(server.LISTENERS))
@@ -153,8 +154,8 @@ def child_exit(server, worker):
 def post_fork(server, worker):
     """In each worker, first thing, before any thread exists: heap settings
     that reuse upload-sized buffers without page faults and keep RSS bounded
-    (app/plumbing/memory.py)."""
-    from app.plumbing.memory import limit_heap_retention
+    (app/memory.py)."""
+    from app.memory import limit_heap_retention
 
     limit_heap_retention()
 
@@ -174,7 +175,7 @@ def post_worker_init(worker):
         os.getpid(),
         time.perf_counter() - started,
     )
-    from app.plumbing.database import warn_if_no_schema
+    from app.database import warn_if_no_schema
 
     warn_if_no_schema(worker.wsgi)
 

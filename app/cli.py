@@ -10,10 +10,10 @@ from flask import Flask
 from flask import current_app
 from flask.cli import with_appcontext
 
+from app.auth.forms import USERNAME_PATTERN
+from app.auth.forms import normalize_username
 from app.auth.passwords import hash_password
 from app.extensions import db
-from app.forms import USERNAME_PATTERN
-from app.forms import normalize_username
 from app.inference import WeightsUnavailable
 from app.inference import compare_precisions
 from app.inference import ensure_weights

@@ -13,6 +13,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from app.http.params import MAX_DIGITS
+from app.http.params import BadParameter
+from app.http.params import parse_int
+from app.inference import parse_precision
+from app.inference import resolve_backend
+
 
 class FromEnv:
     """A setting read from the environment variable ``name`` each time it is
@@ -40,10 +46,29 @@ def as_bool(value: str) -> bool:
 
 
 def as_int(value: str) -> int:
+    """A whole number, by the parser requests use (``app/http/params.py``):
+    ASCII digits only, so " 7 ", "１２" and "1_0" stop start-up too."""
     try:
-        return int(value)
-    except ValueError:
-        raise ValueError("must be an integer") from None
+        return parse_int(value, "setting", maximum=10**MAX_DIGITS - 1)
+    except BadParameter:
+        raise ValueError(
+            f"must be a whole number of at most {MAX_DIGITS} ASCII digits"
+        ) from None
+
+
+# PRAGMA synchronous levels SQLite accepts, by name.
+SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def sqlite_synchronous(value: str) -> str:
+    """``SQLITE_SYNCHRONOUS``, checked at start-up rather than at first query."""
+    level = (value or "").strip().upper()
+    if level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(
+            "SQLITE_SYNCHRONOUS must be one of "
+            f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, got {value!r}"
+        )
+    return level
 
 
 def as_float(value: str) -> float:
@@ -81,7 +106,7 @@ class Config:
     SQLALCHEMY_DATABASE_URI = FromEnv("DATABASE_URL", None, database_url)
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # SQLite only: NORMAL syncs the write-ahead log at checkpoints, FULL at
-    # every commit (see app/plumbing/database.py for the trade-off).
+    # every commit (see app/database.py for the trade-off).
     SQLITE_SYNCHRONOUS = FromEnv("SQLITE_SYNCHRONOUS", "NORMAL")
 
     # Sessions and cookies.
@@ -105,7 +130,7 @@ class Config:
     MAX_CONTENT_LENGTH = FromEnv("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, as_int)
     MAX_FILES_PER_REQUEST = FromEnv("MAX_FILES_PER_REQUEST", 16, as_int)
     MAX_IMAGE_PIXELS = FromEnv("MAX_IMAGE_PIXELS", 40_000_000, as_int)
-    # Decode bounds (issue 23; figures in docs/reliability.md): JPEG scans
+    # Decode bounds (figures in docs/reliability.md): JPEG scans
     # (each walks every block of the image), CPU seconds of one decode (0: no
     # limit), and the estimated peak memory of the decodes a worker runs at
     # once (0: no limit; the rest wait, then 503).
@@ -179,7 +204,7 @@ class Config:
     PASSWORD_MIN_LENGTH = 8
     PASSWORD_MAX_LENGTH = 256
 
-    # Security hardening (issue 14): kept together, see the README's Security.
+    # Security hardening, kept together: see the README's Security section.
     # The result cache answers from any user's identical upload, not only the
     # same user's: saves inference, but tells a user that someone else sent
     # the same bytes before ("cached": true, the shared page's note).
@@ -202,14 +227,14 @@ class Config:
         "MAX_STORED_BYTES_PER_USER", 1024 * 1024 * 1024, as_int
     )
     # Seconds a request body may take to arrive; then 408 and the connection
-    # closes (app/plumbing/body_deadline.py). 0 turns the bound off.
+    # closes (app/http/body_deadline.py). 0 turns the bound off.
     BODY_TIMEOUT_S = FromEnv("BODY_TIMEOUT_S", 30, as_int)
     # Bodies of signed-out clients (sign-in, sign-up) a worker reads at once;
     # more get 503 at once, so slow ones cannot take every thread.
     MAX_ANONYMOUS_BODIES_PER_WORKER = FromEnv(
         "MAX_ANONYMOUS_BODIES_PER_WORKER", 4, as_int
     )
-    # Inference speed (issue 15). Batching across requests in each worker: one
+    # Inference speed: batching across requests in each worker. One
     # loop runs up to BATCH_MAX_SIZE queued images at once, waiting at most
     # BATCH_MAX_DELAY_MS after the oldest for more (0: take what is queued).
     # BATCH_MAX_SIZE=1 runs each request alone. Defaults: docs/performance.md.
@@ -260,10 +285,6 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     """Every setting that can be wrong without touching the disk or network,
     checked once, in one place: by ``create_app`` and by the Gunicorn master
     before it forks (``gunicorn.conf.py``). Raises ValueError naming it."""
-    from app.inference import parse_precision
-    from app.inference import resolve_backend
-    from app.plumbing.database import sqlite_synchronous
-
     sqlite_synchronous(settings["SQLITE_SYNCHRONOUS"])
     resolve_backend(settings["INFERENCE_BACKEND"])
     parse_precision(settings["OPENVINO_PRECISION"])

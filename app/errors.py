@@ -1,4 +1,8 @@
-"""Error handling: JSON envelopes for API clients, styled pages for browsers."""
+"""Error handling: each exception kind is mapped once, here, to a status and
+the one error shape (``app/http/responses.py``: JSON for API clients, a page
+for browsers).
+
+Only the factory imports this module: it knows every layer's exceptions."""
 
 from __future__ import annotations
 
@@ -7,15 +11,20 @@ import uuid
 
 from flask import Flask
 from flask import g
-from flask import jsonify
-from flask import render_template
 from flask import request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.database import NO_SCHEMA
+from app.database import committed_in_request
+from app.database import is_missing_schema
 from app.extensions import db
+from app.http.overload import Overloaded
+from app.http.params import BadParameter
+from app.http.responses import error_response
+from app.http.uploads import UploadError
 from app.inference import DecodeBusy
 from app.inference import ImageTooComplex
 from app.inference import ImageTooLarge
@@ -23,10 +32,6 @@ from app.inference import InferenceError
 from app.inference import InvalidImage
 from app.inference import ModelUnavailable
 from app.inference import UnsupportedFormat
-from app.plumbing.database import NO_SCHEMA
-from app.plumbing.database import is_missing_schema
-from app.plumbing.params import BadParameter
-from app.plumbing.uploads import UploadError
 from app.services.batches import TooManyEmptyBatches
 from app.services.predictions import ImageRejected
 from app.services.storage import StorageQuotaExceeded
@@ -53,35 +58,6 @@ HTTP_CODE_NAMES = {
     500: "internal_error",
     503: "unavailable",
 }
-# The JSON API: exact paths, and everything under /api/. (A prefix "/predict"
-# would also take in the pages under /predictions/.)
-API_PATHS = frozenset({"/predict", "/healthz", "/readyz"})
-API_PREFIX = "/api/"
-
-
-def is_api_path(path: str) -> bool:
-    return path in API_PATHS or path.startswith(API_PREFIX)
-
-
-def wants_json() -> bool:
-    """API routes always get JSON; other routes follow the Accept header."""
-    if is_api_path(request.path):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
-
-
-def error_response(status: int, code: str, message: str, headers=None):
-    """The one error shape of the API: ``{"error": {"code", "message"}}``; a
-    page for browsers. The code is kept in ``g`` for the metrics."""
-    g.error_code = code
-    if wants_json():
-        response = jsonify(error={"code": code, "message": message})
-    else:
-        response = render_template(
-            "errors/error.html", status=status, code=code, message=message
-        )
-    return response, status, headers or {}
 
 
 def handle_http_exception(exc: HTTPException):
@@ -168,11 +144,25 @@ def retry_after(exc: InferenceError) -> dict[str, str]:
     return {"Retry-After": "1" if exc.code == "overloaded" else "5"}
 
 
+def handle_overloaded(exc: Overloaded):
+    """Every slot is taken: worth retrying at once (a slot frees in a moment)."""
+    log.warning("503 %s on %s %s", exc.code, request.method, request.path)
+    return error_response(503, exc.code, str(exc), {"Retry-After": "1"})
+
+
 def inference_error_parts(exc: InferenceError) -> tuple[int, str, str]:
     status = next(
         (s for cls, s in INFERENCE_STATUS.items() if isinstance(exc, cls)), 503
     )
     return status, exc.code, str(exc)
+
+
+def what_was_saved() -> str:
+    """True whenever the failure came: the rollback undid everything only
+    when the request had committed nothing before it."""
+    if committed_in_request():
+        return "If the request changed something, check it before retrying."
+    return "Nothing was saved."
 
 
 def handle_database_error(exc: DBAPIError):
@@ -184,7 +174,7 @@ def handle_database_error(exc: DBAPIError):
         return error_response(
             500,
             "database_schema_missing",
-            "The server's database is not set up yet. Nothing was saved; the "
+            f"The server's database is not set up yet. {what_was_saved()} The "
             "operator must run `flask db upgrade`.",
         )
     if isinstance(exc, OperationalError):
@@ -198,7 +188,7 @@ def handle_database_unavailable(exc: OperationalError):
     return error_response(
         503,
         "database_unavailable",
-        "The database is unavailable right now. Nothing was saved; try again.",
+        f"The database is unavailable right now. {what_was_saved()} Try again.",
         {"Retry-After": "5"},
     )
 
@@ -214,7 +204,7 @@ def handle_unexpected(exc: Exception):
     return error_response(
         500,
         "internal_error",
-        "Something went wrong on our side. Nothing was saved. "
+        f"Something went wrong on our side. {what_was_saved()} "
         f"Quote request id {request_id} if you report this.",
     )
 
@@ -226,6 +216,7 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(BadParameter, handle_bad_parameter)
     app.register_error_handler(ImageRejected, handle_image_rejected)
     app.register_error_handler(InferenceError, handle_inference_error)
+    app.register_error_handler(Overloaded, handle_overloaded)
     app.register_error_handler(TooManyEmptyBatches, handle_too_many_empty_batches)
     app.register_error_handler(StorageQuotaExceeded, handle_storage_quota)
     app.register_error_handler(DBAPIError, handle_database_error)

@@ -17,5 +17,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Limits are declared on the views; app.plumbing.ratelimits has their keys and settings.
+# Limits are declared on the views; app.auth.ratelimits has their keys and settings.
 limiter = Limiter(key_func=get_remote_address)

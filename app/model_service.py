@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from flask import Flask
 from flask import current_app
 
 from app.inference import Classifier
+from app.inference import InferenceError
+from app.inference import ModelInfo
 from app.inference import ModelUnavailable
 from app.inference import build_classifier
+from app.inference.batching import BatchObserver
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +25,20 @@ class ModelService:
     """Holds the process's classifier.
 
     Gunicorn workers load it right after fork (``gunicorn.conf.py``); other
-    servers (``flask run``, tests) load it on first use.
+    servers (``flask run``, tests) load it on first use. ``observe_batch``
+    makes the callback each classifier calls after a network batch, given the
+    runtime's name (the factory hands in the metrics' one).
     """
 
-    def __init__(self, app: Flask | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        observe_batch: Callable[[str], BatchObserver] | None = None,
+    ) -> None:
         self._classifier: Classifier | None = None
         self._lock = threading.Lock()
+        self._observe_batch = observe_batch
         if app is not None:
             self.init_app(app)
 
@@ -52,15 +64,28 @@ class ModelService:
 
     def use(self, classifier: Classifier) -> None:
         """Install an already built classifier (tests share one across apps)."""
-        self._classifier = _observed(classifier)
+        self._classifier = self._observed(classifier)
 
     @property
     def classifier(self) -> Classifier:
         """The classifier, built on first access but not necessarily loaded."""
         with self._lock:
             if self._classifier is None:
-                self._classifier = _observed(build_classifier(**self._settings))
+                self._classifier = self._observed(build_classifier(**self._settings))
             return self._classifier
+
+    def model_info(self) -> ModelInfo | None:
+        """What the classifier serves (name, weights, backend, precision), or
+        None when it cannot be built: a model problem must not break a page."""
+        try:
+            return self.classifier.info
+        except InferenceError:
+            return None
+
+    def _observed(self, classifier: Classifier) -> Classifier:
+        if self._observe_batch is not None:
+            classifier.on_batch = self._observe_batch(classifier.runtime.name)
+        return classifier
 
     @property
     def ready(self) -> bool:
@@ -93,13 +118,6 @@ class ModelService:
             ) from exc
 
 
-def _observed(classifier: Classifier) -> Classifier:
-    """Count each network batch in the metrics (size, inference time)."""
-    from app.plumbing.metrics import observe_batch  # metrics imports this module
-
-    classifier.on_batch = observe_batch(classifier.runtime.name)
-    return classifier
-
-
-def model_service() -> ModelService:
-    return current_app.extensions[EXTENSION_KEY]
+def model_service(app: Flask | None = None) -> ModelService:
+    """The model service of ``app``, by default the current one."""
+    return (app or current_app).extensions[EXTENSION_KEY]

@@ -506,7 +506,7 @@ def test_chunked_raw_body_over_the_limit_is_413(client, token, app):
 
 
 def test_whole_body_reads_the_server_once_and_serves_every_byte():
-    from app.plumbing.uploads import WholeBody
+    from app.http.whole_body import WholeBody
 
     body = bytes(range(256)) * 1000 + b"\nlast line\n"
     server = CountingStream(body)

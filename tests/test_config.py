@@ -15,13 +15,13 @@ from app.config import TestingConfig
 from app.config import check_settings
 from app.config import config_from_env
 from app.config import settings_of
+from app.config import sqlite_synchronous
 from app.inference import WeightsUnavailable
 from app.inference import ensure_converted
 from app.inference import parse_precision
 from app.inference import parse_weights
 from app.inference import resolve_backend
 from app.model_service import EXTENSION_KEY
-from app.plumbing.database import sqlite_synchronous
 
 
 def test_what_the_master_sets_after_import_reaches_the_app(monkeypatch, tmp_path):

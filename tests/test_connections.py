@@ -1,4 +1,4 @@
-"""A refused upload leaves the client's connection usable (app/plumbing/connections.py).
+"""A refused upload leaves the client's connection usable (app/http/connections.py).
 
 The real cases run a real Gunicorn and a real ``requests.Session``, because
 the failure they guard against (the server dropping a kept-alive connection
@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from app.plumbing.connections import CountingInput
-from app.plumbing.connections import unread_bytes
+from app.http.connections import CountingInput
+from app.http.connections import unread_bytes
 from devtools.photos import photo_jpeg
 from tests.helpers import bearer
 

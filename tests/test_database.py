@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.config import TestingConfig
+from app.database import sqlite_synchronous
 from app.extensions import db
-from app.plumbing.database import sqlite_synchronous
 
 # What PRAGMA synchronous reads back, per level.
 SYNCHRONOUS_VALUES = {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3}
@@ -71,3 +71,33 @@ def test_an_unknown_sqlite_synchronous_level_stops_start_up(tmp_path, setting):
 def test_sqlite_synchronous_names_the_bad_value():
     with pytest.raises(ValueError, match="got 'sometimes'"):
         sqlite_synchronous("sometimes")
+
+
+@pytest.mark.parametrize(
+    ("commit_first", "says"),
+    [
+        (False, "Nothing was saved."),
+        (True, "If the request changed something, check it before retrying."),
+    ],
+)
+def test_a_500_says_nothing_was_saved_only_before_any_commit(
+    tmp_path, commit_first, says
+):
+    """The rollback undoes everything only when the request committed nothing."""
+    app = sqlite_app(tmp_path)
+
+    @app.get("/fails")
+    def fails():
+        if commit_first:
+            db.session.execute(sa.text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+            db.session.execute(sa.text("INSERT INTO t VALUES (1)"))
+            db.session.commit()
+        raise RuntimeError("after the work")
+
+    response = app.test_client().get("/fails", headers={"Accept": "application/json"})
+    assert response.status_code == 500
+    message = response.get_json()["error"]["message"]
+    assert says in message
+    assert ("Nothing was saved" in message) is not commit_first
+    with app.app_context():
+        db.engine.dispose()

@@ -30,7 +30,7 @@ from app import create_app
 from app.config import Config
 from app.config import TestingConfig
 from app.inference import resolve_backend
-from app.plumbing import metrics
+from app.observability import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -823,7 +823,7 @@ def test_migration_job_runs_flask_db_upgrade(manifests):
 
 
 def sample_names() -> set[str]:
-    """Every sample name app/plumbing/metrics.py can expose."""
+    """Every sample name app/observability/metrics.py can expose."""
     suffixes = {
         "counter": ["_total"],
         "gauge": [""],

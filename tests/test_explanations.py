@@ -10,11 +10,11 @@ import pytest
 
 from app.explanations import describe
 from app.explanations import region
+from app.http.params import BadParameter
+from app.http.params import parse_bool
 from app.inference import build_classifier
 from app.inference.cam import activation_maps
 from app.inference.cam import normalise
-from app.plumbing.params import BadParameter
-from app.plumbing.params import parse_bool
 from tests.helpers import load_classifier
 from tests.helpers import photo
 

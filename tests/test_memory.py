@@ -25,7 +25,7 @@ libc.fopen.restype = ctypes.c_void_p
 libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
 libc.fclose.argtypes = (ctypes.c_void_p,)
 if sys.argv[1] == "tuned":
-    from app.plumbing.memory import limit_heap_retention
+    from app.memory import limit_heap_retention
     assert limit_heap_retention()
 def mmapped(size):
     before = libc.mallinfo2().hblks
@@ -109,9 +109,9 @@ def test_gunicorn_workers_fix_the_threshold_after_fork():
     """gunicorn.conf.py's post_fork hook calls limit_heap_retention (run in a
     child: loading the config sets environment variables)."""
     script = (
-        "import app.plumbing.memory\n"
+        "import app.memory\n"
         "calls = []\n"
-        "app.plumbing.memory.limit_heap_retention = lambda: calls.append(1) or True\n"
+        "app.memory.limit_heap_retention = lambda: calls.append(1) or True\n"
         "namespace = {'__file__': 'gunicorn.conf.py'}\n"
         "exec(open('gunicorn.conf.py').read(), namespace)\n"
         "namespace['post_fork'](None, None)\n"

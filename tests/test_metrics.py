@@ -14,9 +14,9 @@ import requests
 from app import create_app
 from app.config import TestingConfig
 from app.extensions import db
-from app.plumbing.metrics import address_in
-from app.plumbing.metrics import parse_networks
-from app.plumbing.request_log import request_id_from
+from app.http.proxies import address_in
+from app.http.proxies import parse_networks
+from app.observability.request_log import request_id_from
 from tests.helpers import ApiClient
 from tests.helpers import AuthActions
 from tests.helpers import issue_token
@@ -281,7 +281,7 @@ def test_logging_the_user_never_queries_the_database(app, signed_in):
     from flask import g
 
     from app.models import User
-    from app.plumbing.request_log import logged_user_id
+    from app.observability.request_log import logged_user_id
 
     queries = []
 

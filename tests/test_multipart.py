@@ -1,5 +1,5 @@
-"""Multipart bodies already in memory are parsed by app.plumbing.uploads without
-Werkzeug's streaming parser; anything unusual still goes to Werkzeug."""
+"""Multipart bodies read whole by ReadBodyAtOnce parse as Werkzeug parses them,
+with files kept in memory (app/http/request.py, app/http/whole_body.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from app.plumbing.uploads import ReadBodyAtOnce
-from app.plumbing.uploads import UploadRequest
-from app.plumbing.uploads import parse_multipart_body
+from app.http.request import UploadRequest
+from app.http.whole_body import ReadBodyAtOnce
 from tests.helpers import bearer
 from tests.helpers import make_image_bytes
 
@@ -66,6 +65,9 @@ def parse_like_the_app(raw: bytes, boundary: bytes = B):
             (name, f.filename, f.content_type, f.read())
             for name, f in request.files.items(multi=True)
         ]
+        seen["in_memory"] = all(
+            isinstance(f.stream, io.BytesIO) for f in request.files.values()
+        )
         seen["rest"] = env["wsgi.input"].read()
         start_response("200 OK", [])
         return [b""]
@@ -127,19 +129,14 @@ WELL_FORMED = {
 
 
 @pytest.mark.parametrize("name", WELL_FORMED)
-def test_well_formed_bodies_parse_as_werkzeug_parses_them(name, monkeypatch):
+def test_well_formed_bodies_parse_as_werkzeug_parses_them(name):
     raw = WELL_FORMED[name]
     expected = parse_like_werkzeug(raw)
-    assert parse_multipart_body(raw, B.decode(), max_parts=10, max_field_size=1000)
-    # Our path must not call Werkzeug's parser for these at all.
-    monkeypatch.setattr(
-        "werkzeug.formparser.MultiPartParser.parse",
-        lambda *a, **k: pytest.fail("Werkzeug's parser was used"),
-    )
     seen = parse_like_the_app(raw)
     assert seen["form"] == expected["form"]
     assert seen["files"] == expected["files"]
-    assert seen["rest"] == b""  # the body is consumed, as after Werkzeug
+    assert seen["rest"] == b""  # the body is consumed
+    assert seen["in_memory"]
 
 
 UNUSUAL = {
@@ -166,19 +163,14 @@ UNUSUAL = {
 
 
 @pytest.mark.parametrize("name", UNUSUAL)
-def test_unusual_bodies_are_left_to_werkzeug(name):
+def test_unusual_bodies_parse_as_werkzeug_parses_them(name):
     raw = UNUSUAL[name]
-    assert (
-        parse_multipart_body(raw, B.decode(), max_parts=10, max_field_size=1000) is None
-    )
-    if name in ("too many parts", "field too large"):
-        return  # under the app's own limits Werkzeug accepts these
     seen = parse_like_the_app(raw)
     expected = parse_like_werkzeug(raw)
     assert (seen["form"], seen["files"]) == (expected["form"], expected["files"])
 
 
-def test_limits_still_answer_413_through_werkzeug(make_app, token):
+def test_limits_answer_413(make_app, token):
     app = make_app(MAX_FORM_PARTS=5)
     client = app.test_client()
     raw = body(*[field_part(b"f", b"1")] * 6, image_part(data=make_image_bytes()))
@@ -191,13 +183,9 @@ def test_limits_still_answer_413_through_werkzeug(make_app, token):
     assert response.status_code == 413
 
 
-def test_predict_through_the_fast_path(client, token, monkeypatch):
+def test_predict_a_body_in_the_layout_browsers_send(client, token):
     """A real upload from Werkzeug's test client (the layout requests and
-    browsers send) is classified without Werkzeug's multipart parser."""
-    monkeypatch.setattr(
-        "werkzeug.formparser.MultiPartParser.parse",
-        lambda *a, **k: pytest.fail("Werkzeug's parser was used"),
-    )
+    browsers send), read whole, is classified."""
     builder = EnvironBuilder(
         method="POST",
         data={

@@ -132,7 +132,7 @@ def test_limits_in_the_description_are_the_settings(make_app):
 
 def test_raw_bodies_are_documented_as_read_uploads_accepts_them(spec):
     """Any image/* type and application/octet-stream; the format is sniffed."""
-    from app.plumbing.uploads import RAW_IMAGE_TYPES
+    from app.http.uploads import RAW_IMAGE_TYPES
 
     body = spec["paths"]["/predict"]["post"]["requestBody"]
     raw = set(body["content"]) - {"multipart/form-data"}
@@ -292,7 +292,7 @@ def test_a_refusal_by_pydantic_itself_is_our_400_never_a_422():
     from pydantic import ValidationError
 
     from app.api.openapi import refuse_invalid
-    from app.plumbing.params import BadParameter
+    from app.http.params import BadParameter
 
     class Model(BaseModel):
         count: int

@@ -1,4 +1,4 @@
-"""Numbers from users (app/plumbing/params.py): one parser, a 400 for anything but ASCII
+"""Numbers from users (app/http/params.py): one parser, a 400 for anything but ASCII
 digits, and never a 500 on any route that reads a number."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.http.params import MAX_ID
+from app.http.params import BadParameter
+from app.http.params import parse_decimal
+from app.http.params import parse_id_list
+from app.http.params import parse_int
+from app.http.params import parse_page
 from app.models import Prediction
 from app.models import User
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import BadParameter
-from app.plumbing.params import parse_decimal
-from app.plumbing.params import parse_id_list
-from app.plumbing.params import parse_int
-from app.plumbing.params import parse_page
 from app.services.storage import thumbnail_id
 from tests.helpers import bearer
 from tests.helpers import make_image_bytes

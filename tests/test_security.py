@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app.plumbing.params import IdConverter
+from app.http.params import IdConverter
 from tests.helpers import PASSWORD
 from tests.helpers import AuthActions
 from tests.helpers import bearer

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from app.plumbing.uploads import clean_filename
+from app.http.filenames import clean_filename
 from tests.helpers import PASSWORD
 from tests.helpers import AuthActions
 from tests.helpers import bearer

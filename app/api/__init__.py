@@ -1,5 +1,2 @@
-"""The JSON API (blueprint ``api``) and its OpenAPI description (``docs``)."""
-
-from .routes import bp
-
-__all__ = ["bp"]
+"""The JSON API (blueprint ``api`` in routes.py) and its OpenAPI description
+(``docs`` in openapi.py). The factory imports each blueprint's module."""

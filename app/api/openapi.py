@@ -30,11 +30,11 @@ from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.plugins.werkzeug_utils import werkzeug_parse_rule
 
-from app import __version__
 from app.api.schemas import Error
-from app.plumbing.json_bodies import INVALID_JSON_MESSAGE
-from app.plumbing.params import BadParameter
-from app.plumbing.uploads import RAW_IMAGE_TYPES
+from app.http.json_bodies import INVALID_JSON_MESSAGE
+from app.http.params import BadParameter
+from app.http.uploads import RAW_IMAGE_TYPES
+from app.version import __version__
 
 bp = Blueprint("docs", __name__)
 

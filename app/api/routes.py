@@ -27,16 +27,15 @@ from app.api.schemas import PredictQuery
 from app.api.schemas import PredictResponse
 from app.api.schemas import Readiness
 from app.api.schemas import SystemInfo
+from app.auth import ratelimits
 from app.auth.security import PROBE_ENDPOINTS
-from app.errors import error_response
+from app.database import schema_problem
+from app.database import write_problem
 from app.extensions import db
+from app.http.headers import THUMBNAIL_CACHE_CONTROL
+from app.http.headers import jpeg_response
+from app.http.responses import error_response
 from app.model_service import model_service
-from app.plumbing import ratelimits
-from app.plumbing.database import schema_problem
-from app.plumbing.database import write_problem
-from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
-from app.plumbing.http_security import jpeg_response
-from app.plumbing.system import system_info
 from app.services import feedback
 from app.services.batches import create_batch
 from app.services.classification import classify_params
@@ -45,6 +44,7 @@ from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
 from app.services.predictions import server_timing_header
+from app.services.system import system_info
 
 bp = Blueprint("api", __name__)
 

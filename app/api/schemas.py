@@ -1,7 +1,7 @@
 """The JSON API's request and response models (pydantic), from which
 ``/openapi.json`` is generated (``app/api/openapi.py``).
 
-Request models validate through ``app/plumbing/params.py`` and the services'
+Request models validate through ``app/http/params.py`` and the services'
 own checks, which raise :class:`BadParameter`: pydantic lets that exception
 through, so a bad value is today's 400 ``invalid_<name>``, never a 422. A bound
 that is a setting (``MAX_TOP_K``...) is read from the app when a request is
@@ -24,15 +24,15 @@ from pydantic import Field
 from pydantic import WithJsonSchema
 from pydantic import model_validator
 
+from app.http.params import MAX_ID
+from app.http.params import MAX_PAGE
+from app.http.params import BadParameter
+from app.http.params import Integer
+from app.http.params import Params
+from app.http.params import Setting
+from app.http.params import described
 from app.models import MAX_BATCH_NAME
 from app.models import MAX_FEEDBACK_LABEL
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import MAX_PAGE
-from app.plumbing.params import BadParameter
-from app.plumbing.params import Integer
-from app.plumbing.params import Params
-from app.plumbing.params import Setting
-from app.plumbing.params import described
 from app.services import feedback
 from app.services.batches import clean_name
 from app.services.classification import ClassifyParams

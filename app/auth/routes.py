@@ -14,6 +14,11 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
+from app.auth import ratelimits
+from app.auth.forms import ChangePasswordForm
+from app.auth.forms import LoginForm
+from app.auth.forms import RegistrationForm
+from app.auth.forms import normalize_username
 from app.auth.passwords import burn_verification_time
 from app.auth.passwords import hash_password
 from app.auth.passwords import needs_rehash
@@ -24,12 +29,7 @@ from app.auth.security import end_user_session
 from app.auth.security import safe_next_url
 from app.auth.security import start_user_session
 from app.extensions import db
-from app.forms import ChangePasswordForm
-from app.forms import LoginForm
-from app.forms import RegistrationForm
-from app.forms import normalize_username
 from app.models import User
-from app.plumbing import ratelimits
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)

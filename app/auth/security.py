@@ -24,17 +24,17 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.exceptions import Unauthorized
 
-from app.errors import is_api_path
 from app.extensions import csrf
 from app.extensions import db
 from app.extensions import login_manager
+from app.http.overload import read_anonymous_body
+from app.http.params import is_ascii_integer
+from app.http.responses import is_api_path
 from app.models import ApiToken
 from app.models import User
 from app.models import UserSession
 from app.models import hash_token
 from app.models import utcnow
-from app.plumbing.overload import read_anonymous_body
-from app.plumbing.params import is_ascii_integer
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 # The only forms a signed-out client posts (CSRF-checked against login CSRF).

@@ -16,14 +16,14 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.http.params import MAX_ID
+from app.http.params import BadParameter
+from app.http.params import parse_int
 from app.models import MAX_BATCH_NAME
 from app.models import Batch
 from app.models import Prediction
 from app.models import User
 from app.models import utcnow
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import BadParameter
-from app.plumbing.params import parse_int
 from app.services.history import within_retention
 from app.services.storage import delete_predictions
 

@@ -15,16 +15,16 @@ from flask import Request
 from flask import current_app
 from werkzeug.datastructures import MultiDict
 
+from app.http.params import MAX_ID
+from app.http.params import Decimal
+from app.http.params import Integer
+from app.http.params import Params
+from app.http.params import Setting
+from app.http.params import Switch
+from app.http.uploads import read_uploads
 from app.model_service import model_service
 from app.models import User
-from app.plumbing import metrics
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import Decimal
-from app.plumbing.params import Integer
-from app.plumbing.params import Params
-from app.plumbing.params import Setting
-from app.plumbing.params import Switch
-from app.plumbing.uploads import read_uploads
+from app.observability import metrics
 from app.services.batches import batch_for_upload
 from app.services.predictions import ClassifyOutcome
 from app.services.predictions import classify_and_store

@@ -16,12 +16,12 @@ from functools import lru_cache
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.http.params import BadParameter
 from app.inference import InferenceError
 from app.model_service import model_service
 from app.models import MAX_FEEDBACK_LABEL
 from app.models import Prediction
 from app.models import utcnow
-from app.plumbing.params import BadParameter
 
 
 @dataclass(frozen=True)

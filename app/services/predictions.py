@@ -12,6 +12,9 @@ import sqlalchemy.orm as so
 
 from app import explanations
 from app.extensions import db
+from app.http.params import MAX_ID
+from app.http.params import BadParameter
+from app.http.uploads import Upload
 from app.inference import BatchResult
 from app.inference import Classifier
 from app.inference import DecodedImage
@@ -19,9 +22,6 @@ from app.inference import InferenceError
 from app.models import Batch
 from app.models import Prediction
 from app.models import User
-from app.plumbing.params import MAX_ID
-from app.plumbing.params import BadParameter
-from app.plumbing.uploads import Upload
 from app.services import storage
 from app.services.history import delete_expired
 from app.services.history import within_retention

@@ -1,5 +1,2 @@
-"""Pages for people (blueprint ``web``) and the admin page (``admin``)."""
-
-from .routes import bp
-
-__all__ = ["bp"]
+"""Pages for people (blueprints ``web`` in routes.py, ``batches`` and ``admin``;
+their forms in forms.py). The factory imports each blueprint's module."""

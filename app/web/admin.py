@@ -22,7 +22,7 @@ from flask_login import current_user
 from app.extensions import db
 from app.models import Prediction
 from app.models import utcnow
-from app.plumbing.metrics import collect_samples
+from app.observability.metrics import collect_samples
 from app.services import feedback
 
 bp = Blueprint("admin", __name__)

@@ -13,7 +13,6 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
-from app.forms import ConfirmForm
 from app.services.batches import PAGE_LIMIT
 from app.services.batches import batch_rows
 from app.services.batches import delete_batch
@@ -21,7 +20,8 @@ from app.services.batches import label_counts
 from app.services.batches import owned_batch
 from app.services.feedback import label_choices
 from app.services.history import HistoryFilters
-from app.web.routes import current_min_confidence
+from app.web.forms import ConfirmForm
+from app.web.preferences import current_min_confidence
 
 bp = Blueprint("batches", __name__)
 

@@ -24,28 +24,21 @@ from flask_login import current_user
 from flask_login import login_required
 
 from app import explanations
+from app.auth import ratelimits
 from app.auth.passwords import verify_password
 from app.auth.security import CLEAR_SITE_DATA
 from app.auth.security import end_user_session
 from app.auth.security import safe_next_url
-from app.errors import wants_json
 from app.extensions import db
-from app.forms import ConfidenceForm
-from app.forms import ConfirmForm
-from app.forms import DeleteAccountForm
-from app.forms import HistoryFilterForm
-from app.forms import RetentionForm
-from app.forms import TokenForm
-from app.forms import UploadForm
+from app.http.headers import THUMBNAIL_CACHE_CONTROL
+from app.http.headers import jpeg_response
+from app.http.params import BadParameter
+from app.http.params import parse_id_list
+from app.http.params import parse_page
+from app.http.responses import wants_json
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import utcnow
-from app.plumbing import ratelimits
-from app.plumbing.http_security import THUMBNAIL_CACHE_CONTROL
-from app.plumbing.http_security import jpeg_response
-from app.plumbing.params import BadParameter
-from app.plumbing.params import parse_id_list
-from app.plumbing.params import parse_page
 from app.services import feedback
 from app.services.accounts import delete_account_data
 from app.services.batches import recent_batches
@@ -67,17 +60,23 @@ from app.services.sharing import shared_prediction
 from app.services.sharing import unshare as unshare_prediction
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
+from app.web.forms import ConfidenceForm
+from app.web.forms import ConfirmForm
+from app.web.forms import DeleteAccountForm
+from app.web.forms import HistoryFilterForm
+from app.web.forms import RetentionForm
+from app.web.forms import TokenForm
+from app.web.forms import UploadForm
+from app.web.preferences import DEFAULT_MIN_CONFIDENCE
+from app.web.preferences import MIN_CONFIDENCE_KEY
+from app.web.preferences import current_min_confidence
 
 bp = Blueprint("web", __name__)
 
-# <id:...> matches 1 to 2**31-1 in ASCII digits (app/plumbing/params.py): anything else
+# <id:...> matches 1 to 2**31-1 in ASCII digits (app/http/params.py): anything else
 # is a 404, never a query that overflows the database's 32-bit ids.
 PREDICTION = "/predictions/<id:prediction_id>"
 
-# Below this top score a result is shown as "not sure", unless the person
-# chose another threshold (kept in their session).
-DEFAULT_MIN_CONFIDENCE = 0.2
-MIN_CONFIDENCE_KEY = "min_confidence"
 # The history page shows at most 100 rows; a bulk delete names no more.
 MAX_BULK_DELETE = 1000
 
@@ -86,14 +85,6 @@ MAX_BULK_DELETE = 1000
 def why_maps(prediction: Prediction) -> list[dict]:
     """The "Why?" overlay's maps of a prediction: label, score, grid, words."""
     return explanations.page_maps(prediction.top_k, prediction.explanation)
-
-
-def current_min_confidence() -> float:
-    """The person's "not sure" threshold, from 0 to 1."""
-    value = session.get(MIN_CONFIDENCE_KEY)
-    if isinstance(value, int | float) and 0.0 <= value <= 1.0:
-        return float(value)
-    return DEFAULT_MIN_CONFIDENCE
 
 
 def confidence_form() -> ConfidenceForm:

@@ -18,13 +18,9 @@ from flask_limiter import RequestLimit
 from flask_login import current_user
 
 from app.extensions import limiter
+from app.http.proxies import client_ip
 
 log = logging.getLogger(__name__)
-
-
-def client_ip() -> str:
-    """The client address (already rewritten by a trusted proxy, if any)."""
-    return request.remote_addr or "unknown"
 
 
 def submitted_username() -> str:

@@ -18,37 +18,23 @@ what a refusal must not cost (docs/reliability.md has the measurement).
 
 from __future__ import annotations
 
-import io
+from app.http.inputs import WrappedInput
 
 
-class CountingInput(io.RawIOBase):
+class CountingInput(WrappedInput):
     """A ``wsgi.input`` that counts what the application read from it."""
 
     def __init__(self, stream) -> None:
-        super().__init__()
-        self._stream = stream
+        super().__init__(stream)
         self.consumed = 0
         self.at_end = False
 
-    def _count(self, data: bytes, size: int) -> bytes:
+    def _read(self, method, size: int) -> bytes:
+        data = method(size)
         self.consumed += len(data)
         if not data and size != 0:
             self.at_end = True
         return data
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        return self._count(self._stream.read(size), size)
-
-    def readline(self, size: int = -1) -> bytes:
-        return self._count(self._stream.readline(size), size)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def unread_bytes(environ: dict, body: CountingInput) -> int | None:

@@ -26,11 +26,11 @@ from flask import current_app
 from flask import g
 from flask import request
 
-from app.plumbing.metrics import address_in
-from app.plumbing.metrics import method_label
-from app.plumbing.metrics import parse_networks
-from app.plumbing.metrics import peer_address
-from app.plumbing.metrics import route_label
+from app.http.proxies import address_in
+from app.http.proxies import parse_networks
+from app.http.proxies import peer_address
+from app.observability.metrics import method_label
+from app.observability.metrics import route_label
 
 LOGGER_NAME = "snapclass.request"
 HEADER = "X-Request-ID"

@@ -14,7 +14,7 @@ Under other servers (tests, ``flask run``) the deadline is checked after each
 read.
 
 A response that leaves the body unread (408 here; 401, 413, 429, 503
-elsewhere) closes the connection: ``app/plumbing/connections.py`` sees to that for
+elsewhere) closes the connection: ``app/http/connections.py`` sees to that for
 every request.
 
 Behind the shipped nginx (``deploy/nginx/snapclass.conf``) bodies arrive
@@ -25,7 +25,6 @@ directly.
 from __future__ import annotations
 
 import heapq
-import io
 import itertools
 import os
 import socket
@@ -34,6 +33,8 @@ import time
 
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import RequestTimeout
+
+from app.http.inputs import WrappedInput
 
 try:  # the errors of Gunicorn's body reader (chunked coding, early EOF)
     from gunicorn.http.errors import ParseException as ServerParseError
@@ -84,7 +85,7 @@ class BodyDeadline:
             body.finish()
 
 
-class DeadlineInput(io.RawIOBase):
+class DeadlineInput(WrappedInput):
     """A ``wsgi.input`` whose reads end at a deadline."""
 
     def __init__(
@@ -94,8 +95,7 @@ class DeadlineInput(io.RawIOBase):
         timeout: float,
         length: int | None = None,
     ) -> None:
-        super().__init__()
-        self._stream = stream
+        super().__init__(stream)
         self._sock = sock
         self._left = length  # None: chunked, complete at the first empty read
         self.deadline = time.monotonic() + timeout
@@ -140,20 +140,6 @@ class DeadlineInput(io.RawIOBase):
         if (not data and size != 0) or self._left == 0:
             self.complete = True
         return data
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        return self._read(self._stream.read, size)
-
-    def readline(self, size: int = -1) -> bytes:
-        return self._read(self._stream.readline, size)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 class DeadlineWatcher:

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from flask import has_request_context
+from flask import request
 from sqlalchemy import event
 
+from app.config import sqlite_synchronous
 from app.extensions import db
 
 NO_SCHEMA = "the database has no schema: run `flask db upgrade`"
@@ -18,11 +21,10 @@ REQUIRED_TABLES = ("users", "predictions")
 # SQLSTATEs of a missing table or column (PostgreSQL).
 MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
 
-# PRAGMA synchronous levels SQLite accepts, by name.
-SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
-
 
 def init_app(app: Flask) -> None:
+    if not event.contains(db.session, "after_commit", note_commit):
+        event.listen(db.session, "after_commit", note_commit)
     synchronous = sqlite_synchronous(app.config["SQLITE_SYNCHRONOUS"])
     with app.app_context():
         engine = db.engine
@@ -32,17 +34,6 @@ def init_app(app: Flask) -> None:
             _tune_sqlite(dbapi_connection, synchronous)
 
         event.listen(engine, "connect", tune)
-
-
-def sqlite_synchronous(value: str) -> str:
-    """``SQLITE_SYNCHRONOUS``, checked at start-up rather than at first query."""
-    level = (value or "").strip().upper()
-    if level not in SQLITE_SYNCHRONOUS_LEVELS:
-        raise ValueError(
-            "SQLITE_SYNCHRONOUS must be one of "
-            f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, got {value!r}"
-        )
-    return level
 
 
 def _tune_sqlite(dbapi_connection, synchronous: str) -> None:
@@ -65,6 +56,20 @@ def _tune_sqlite(dbapi_connection, synchronous: str) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+COMMITTED_KEY = "snapclass.database_committed"
+
+
+def note_commit(_session) -> None:
+    if has_request_context():
+        request.environ[COMMITTED_KEY] = True
+
+
+def committed_in_request() -> bool:
+    """Whether this request committed anything: after a commit, a failure
+    cannot say that nothing was saved."""
+    return bool(request.environ.get(COMMITTED_KEY))
 
 
 def is_missing_schema(exc: sa.exc.DBAPIError) -> bool:
@@ -137,6 +142,7 @@ def write_problem(connection: sa.Connection, min_free_bytes: int) -> str | None:
 
 __all__ = [
     "NO_SCHEMA",
+    "committed_in_request",
     "init_app",
     "is_missing_schema",
     "schema_problem",

@@ -25,14 +25,14 @@ from flask import g
 from flask import request
 from flask_login import current_user
 
-from app.inference import InferenceError
-
 EXTENSION_KEY = "snapclass.admission"
 ANONYMOUS_KEY = "snapclass.anonymous_bodies"
 GUARDED_ENDPOINTS = frozenset({"api.predict", "web.upload"})
 
 
-class Overloaded(InferenceError):
+class Overloaded(Exception):
+    """Every slot is taken: 503 with a short Retry-After (``app/errors.py``)."""
+
     code = "overloaded"
 
 

@@ -1,5 +1,5 @@
-"""Response headers on every response (error pages included), trusted proxies
-and the ``__Host-`` cookie name."""
+"""Response headers on every response (error pages included), the ``__Host-``
+cookie name, and the one way a stored JPEG is answered."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from flask import current_app
 from flask import g
 from flask import make_response
 from flask import request
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from app.plumbing.metrics import address_in
-from app.plumbing.metrics import parse_networks
 
 # Our pages need no inline script or style; previews are blob: URLs.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -43,12 +39,6 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_DOMAIN"] = False
         app.config["SESSION_COOKIE_PATH"] = "/"
     app.after_request(add_security_headers)
-
-
-def trust_proxies(app: Flask, wsgi_app):
-    """``wsgi_app`` behind TrustedProxyFix when TRUSTED_PROXIES names any."""
-    networks = parse_networks(app.config["TRUSTED_PROXIES"], "TRUSTED_PROXIES")
-    return TrustedProxyFix(wsgi_app, networks) if networks else wsgi_app
 
 
 def add_security_headers(response: Response) -> Response:
@@ -86,19 +76,3 @@ def served_a_signed_in_user() -> bool:
     holds nothing of theirs, and checking would cost a session query."""
     user = g.get("_login_user")
     return user is not None and user.is_authenticated
-
-
-class TrustedProxyFix:
-    """Apply X-Forwarded-For/-Proto/-Host only when the direct peer is a trusted
-    proxy; from anyone else those headers are ignored (they are trivial to
-    forge). One proxy hop is trusted: nginx appends the real client address."""
-
-    def __init__(self, wsgi_app, networks) -> None:
-        self.direct = wsgi_app
-        self.fixed = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1)
-        self.networks = networks
-
-    def __call__(self, environ, start_response):
-        if address_in(environ.get("REMOTE_ADDR"), self.networks):
-            return self.fixed(environ, start_response)
-        return self.direct(environ, start_response)

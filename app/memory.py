@@ -2,21 +2,15 @@
 
 Every request allocates a few buffers of about the upload's size (the body,
 the parsed file, socket reads, Pillow's decoded image). glibc's defaults fit
-this badly both ways:
-
-- It serves buffers over 128 KB with mmap, so each one is page-faulted in,
-  zeroed and unmapped again. Measured under load (1.1 MB JPEG, 2 workers):
-  ~2,480 page faults per request, ~4 % of the server's CPU in the kernel.
-- After the first such free it raises that threshold, after which buffers come
-  from the heap and from one arena per thread (up to 8 per core), which
-  fragment and are not given back: RSS crept from 372 MB to 405-424 MB.
+this badly both ways: buffers over 128 KB are mmapped, page-faulted in and
+unmapped again on every request; after the first such free it raises that
+threshold, and buffers then come from one arena per thread, which fragment
+and are not given back.
 
 Fixed settings give reuse with a bound: buffers under 2 MiB come from at most
-two arenas and are reused without faults (~650 faults per request); larger ones
-(big uploads) are still mmapped and returned on free; free memory over 4 MiB at
-the top of a heap is trimmed. Measured: RSS 387-390 MB after 80 concurrent
-uploads, against 375 MB with every buffer mmapped and 413-420 MB with a
-4 MiB threshold but no limit on arenas.
+two arenas and are reused without faults; larger ones (big uploads) are still
+mmapped and returned on free; free memory over 4 MiB at the top of a heap is
+trimmed. The measurements: docs/performance.md, "glibc heap settings".
 """
 
 from __future__ import annotations

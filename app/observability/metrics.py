@@ -14,11 +14,10 @@ everyone else gets the same 404 as for a page that does not exist.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 
 from flask import Flask
 from flask import Response
@@ -33,8 +32,9 @@ from prometheus_client import generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.inference import InferenceError
-from app.model_service import EXTENSION_KEY
+from app.http.proxies import address_in
+from app.http.proxies import parse_networks
+from app.inference import ModelInfo
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
@@ -121,42 +121,6 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-def parse_networks(
-    value: str | Iterable[str] | None, setting: str = "METRICS_ALLOW"
-) -> tuple:
-    """``"10.0.0.0/8, ::1"`` -> networks; a bad entry stops start-up."""
-    if value is None:
-        return ()
-    parts = value.split(",") if isinstance(value, str) else value
-    networks = []
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{setting}: {part!r} is not an address") from exc
-    return tuple(networks)
-
-
-def address_in(address: str | None, networks: tuple) -> bool:
-    if not address or not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == net.version and ip in net for net in networks)
-
-
-def peer_address(environ: dict) -> str | None:
-    """The TCP peer, even when ProxyFix has rewritten REMOTE_ADDR."""
-    original = environ.get("werkzeug.proxy_fix.orig") or {}
-    return original.get("REMOTE_ADDR") or environ.get("REMOTE_ADDR")
-
-
 def render_latest() -> bytes:
     """All metrics in Prometheus' text format (summed over workers)."""
     if multiprocess_mode():
@@ -167,15 +131,21 @@ def render_latest() -> bytes:
 
 
 class MetricsEndpoint:
-    """WSGI middleware answering ``GET /metrics`` before Flask sees the request."""
+    """WSGI middleware answering ``GET /metrics`` before Flask sees the request.
+
+    ``model_info`` says what model this worker serves, or None while it cannot
+    be built (the factory hands in the model service's).
+    """
 
     path = "/metrics"
 
-    def __init__(self, app: Flask, wsgi_app) -> None:
-        self.app = app
+    def __init__(
+        self, wsgi_app, config, model_info: Callable[[], ModelInfo | None]
+    ) -> None:
         self.wsgi_app = wsgi_app
-        self.allow = parse_networks(app.config["METRICS_ALLOW"])
-        token = app.config.get("METRICS_TOKEN")
+        self.model_info = model_info
+        self.allow = parse_networks(config["METRICS_ALLOW"])
+        token = config.get("METRICS_TOKEN")
         self.token = token.encode() if token else None
 
     def __call__(self, environ, start_response):
@@ -196,7 +166,7 @@ class MetricsEndpoint:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             start_response("405 METHOD NOT ALLOWED", [("Allow", "GET, HEAD")])
             return [b""]
-        set_model_info(self.app)
+        set_model_info(self.model_info)
         body = render_latest()
         start_response(
             "200 OK",
@@ -219,17 +189,13 @@ class MetricsEndpoint:
         return address_in(environ.get("REMOTE_ADDR"), self.allow)
 
 
-def set_model_info(app: Flask) -> None:
+def set_model_info(model_info: Callable[[], ModelInfo | None]) -> None:
     """Publish this worker's model name, weights and backend once."""
     global _model_info_set
     if _model_info_set:
         return
-    service = app.extensions.get(EXTENSION_KEY)
-    if service is None:
-        return
-    try:
-        info = service.classifier.info
-    except InferenceError:
+    info = model_info()
+    if info is None:
         return
     MODEL_INFO.labels(info.name, info.weights, info.backend, info.precision).set(1)
     _model_info_set = True
