@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.test_metrics import scrape
-from tests.test_metrics import value
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
+from tests.helpers import scrape
+from tests.helpers import value
 
 
 def page_upload(client, auth, data: bytes, accept: str = "text/html", **fields):

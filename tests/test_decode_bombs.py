@@ -143,6 +143,7 @@ def test_tiny_palette_png_with_transparency_decodes_in_little_memory():
     assert peak["growth_mib"] < 100, peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(decode_bombs.CASES))
 def test_memory_estimate_bounds_the_measured_peak(case):
     """The budget holds only if each decode's estimate is an upper bound."""

@@ -19,8 +19,8 @@ from jsonschema import Draft202012Validator
 
 from app.api.openapi import api_spec
 from app.api.openapi import flask_path
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -486,7 +486,7 @@ def test_health_and_system_match_the_schema(client, token, app, spec):
     check(spec, client.get("/api/system", headers=bearer(token)), "/api/system", "GET")
     check(spec, client.get("/api/system"), "/api/system", "GET")
     from app.inference import build_classifier
-    from tests.conftest import model_service_for
+    from tests.helpers import model_service_for
 
     model_service_for(app).use(build_classifier("random"))  # never loaded
     response = client.get("/readyz")

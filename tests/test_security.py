@@ -11,10 +11,11 @@ import time
 import pytest
 
 from app.http.params import IdConverter
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
+from tests.helpers import create_token
+from tests.helpers import make_image_bytes
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -194,13 +195,6 @@ def test_predict_rate_limit_per_user(make_app, caplog):
     assert "rate limit hit" in caplog.text
     # One budget per user: a second token, or a new one, buys no more.
     assert post(second).status_code == 429
-
-
-def create_token(client, auth, name: str) -> str:
-    response = client.post(
-        "/account/tokens", data={"name": name, "csrf_token": auth.page_csrf_token()}
-    )
-    return re.search(r"(sc_[A-Za-z0-9_\-]{20,})", response.text).group(1)
 
 
 def test_overload_sheds_with_fast_503(app, client, token):
