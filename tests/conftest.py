@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from argon2 import PasswordHasher
 
 from app import create_app
+from app.auth import passwords
 from app.config import TestingConfig
 from app.extensions import db
 from app.inference import build_classifier
@@ -19,6 +21,18 @@ from tests.helpers import AuthActions
 from tests.helpers import issue_token
 from tests.helpers import make_image_bytes
 from tests.helpers import model_service_for
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(request, monkeypatch):
+    """argon2id with one pass over 1 MiB in the test process: the production
+    cost (64 MiB, 3 passes) is ~0.18 s of CPU per sign-up or sign-in, which
+    was a third of the quick suite. Tests about the hash itself are marked
+    ``real_password_hash``; real servers always hash at full cost."""
+    if request.node.get_closest_marker("real_password_hash"):
+        return
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheap)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from tests.helpers import PASSWORD
 from tests.helpers import csrf_token_from
 
 
+@pytest.mark.real_password_hash
 def test_register_creates_user_with_argon2id_hash_and_signs_in(client, auth, app):
     response = auth.register("Alice")
     assert response.status_code == 302
