@@ -362,7 +362,8 @@ def system():
     The model, limits and result cache; for admins also versions, platform,
     worker layout and database kind (never URLs or secrets).
     """
-    return jsonify(system_info(admin=current_user.is_admin))
+    info = system_info(current_app.config, model_service(), admin=current_user.is_admin)
+    return jsonify(info)
 
 
 @bp.route("/healthz")
