@@ -38,13 +38,13 @@ from app.http.responses import error_response
 from app.model_service import model_service
 from app.services import feedback
 from app.services.batches import create_batch
-from app.services.classification import classify_params
-from app.services.classification import classify_request
 from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
 from app.services.predictions import server_timing_header
 from app.services.system import system_info
+from app.web.classify import classify_params
+from app.web.classify import classify_request
 
 bp = Blueprint("api", __name__)
 

@@ -42,8 +42,6 @@ from app.models import utcnow
 from app.services import feedback
 from app.services.accounts import delete_account_data
 from app.services.batches import recent_batches
-from app.services.classification import classify_params
-from app.services.classification import classify_request
 from app.services.history import DEFAULT_SORT
 from app.services.history import HistoryFilters
 from app.services.history import csv_export
@@ -60,6 +58,8 @@ from app.services.sharing import shared_prediction
 from app.services.sharing import unshare as unshare_prediction
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
+from app.web.classify import classify_params
+from app.web.classify import classify_request
 from app.web.forms import ConfidenceForm
 from app.web.forms import ConfirmForm
 from app.web.forms import DeleteAccountForm
