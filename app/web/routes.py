@@ -36,6 +36,7 @@ from app.http.params import BadParameter
 from app.http.params import parse_id_list
 from app.http.params import parse_page
 from app.http.responses import wants_json
+from app.model_service import model_service
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import utcnow
@@ -146,7 +147,7 @@ def result(prediction_id: int) -> ResponseReturnValue:
         share_url=share_url,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
-        label_choices=feedback.label_choices(),
+        label_choices=feedback.label_choices(model_service()),
     )
 
 
@@ -173,7 +174,7 @@ def results() -> ResponseReturnValue:
         predictions=predictions,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
-        label_choices=feedback.label_choices(),
+        label_choices=feedback.label_choices(model_service()),
     )
 
 
