@@ -41,10 +41,10 @@ from app.services.batches import create_batch
 from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
-from app.services.predictions import server_timing_header
 from app.services.system import system_info
 from app.web.classify import classify_params
 from app.web.classify import classify_request
+from app.web.classify import server_timing_header
 
 bp = Blueprint("api", __name__)
 

@@ -4,8 +4,9 @@ app/web/routes.py) and ``POST /predict`` (the API, app/api/routes.py).
 The views call :func:`classify_params`, then :func:`classify_request`, which
 reads the request and the settings, calls the one service
 (``app.services.classification``) with plain values, and reports its outcome to
-the metrics and the request log. The views only shape the success; refusals
-are raised and answered by ``app/errors.py``.
+the metrics and the request log. The views only shape the success (the API
+with :func:`server_timing_header`); refusals are raised and answered by
+``app/errors.py``.
 """
 
 from __future__ import annotations
@@ -51,3 +52,14 @@ def classify_request(
     metrics.observe_classification(outcome)
     request_log.note_classification(outcome)
     return outcome
+
+
+def server_timing_header(outcome: ClassifyOutcome) -> str:
+    """``Server-Timing: decode;dur=3.1, queue;dur=2.0, ..., cache;desc="1/2"``
+
+    ``queue`` is the wait for the batching loop; the ``cache`` entry says how
+    many of the request's images were cache hits.
+    """
+    parts = [f"{name};dur={value:.1f}" for name, value in outcome.timing_ms.items()]
+    parts.append(f'cache;desc="{outcome.cache_hits}/{len(outcome.rows)}"')
+    return ", ".join(parts)
