@@ -1,4 +1,4 @@
-"""Pages and API share one classification path (app/services/classification.py): the
+"""Pages and API share one classification path (app/web/classify.py): the
 same refusals, the same metrics, the same request-log figures."""
 
 from __future__ import annotations

@@ -311,7 +311,7 @@ def test_an_answer_its_model_does_not_describe_fails_under_testing(
     model: an undocumented field is a 500 in the tests, not a silent drift."""
     from app.api import routes
 
-    monkeypatch.setattr(routes, "system_info", lambda admin: {"surprise": 1})
+    monkeypatch.setattr(routes, "system_info", lambda *_, **__: {"surprise": 1})
     response = client.get("/api/system", headers=bearer(token))
     assert response.status_code == 500
     assert response.get_json()["error"]["code"] == "internal_error"

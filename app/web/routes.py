@@ -36,14 +36,13 @@ from app.http.params import BadParameter
 from app.http.params import parse_id_list
 from app.http.params import parse_page
 from app.http.responses import wants_json
+from app.model_service import model_service
 from app.models import ApiToken
 from app.models import Prediction
 from app.models import utcnow
 from app.services import feedback
 from app.services.accounts import delete_account_data
 from app.services.batches import recent_batches
-from app.services.classification import classify_params
-from app.services.classification import classify_request
 from app.services.history import DEFAULT_SORT
 from app.services.history import HistoryFilters
 from app.services.history import csv_export
@@ -60,6 +59,8 @@ from app.services.sharing import shared_prediction
 from app.services.sharing import unshare as unshare_prediction
 from app.services.tokens import TooManyTokens
 from app.services.tokens import issue_token
+from app.web.classify import classify_params
+from app.web.classify import classify_request
 from app.web.forms import ConfidenceForm
 from app.web.forms import ConfirmForm
 from app.web.forms import DeleteAccountForm
@@ -146,7 +147,7 @@ def result(prediction_id: int) -> ResponseReturnValue:
         share_url=share_url,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
-        label_choices=feedback.label_choices(),
+        label_choices=feedback.label_choices(model_service()),
     )
 
 
@@ -173,7 +174,7 @@ def results() -> ResponseReturnValue:
         predictions=predictions,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
-        label_choices=feedback.label_choices(),
+        label_choices=feedback.label_choices(model_service()),
     )
 
 
