@@ -166,6 +166,18 @@ class AuthActions:
         return csrf_token_from(self._client.get("/").get_data(as_text=True))
 
 
+def registered(app, username: str = "alice", *, signed_out: bool = False):
+    """A new client of ``app`` with a new account, signed in (or out again),
+    and its :class:`AuthActions`."""
+    client = app.test_client()
+    auth = AuthActions(client)
+    response = auth.register(username)
+    assert response.status_code == 302, response.text
+    if signed_out:
+        auth.logout()
+    return client, auth
+
+
 def make_admin(runner, username="alice"):
     result = runner.invoke(args=["set-admin", username])
     assert result.exit_code == 0, result.output

@@ -23,6 +23,7 @@ from tests.helpers import add_prediction
 from tests.helpers import bearer
 from tests.helpers import csrf_token_from
 from tests.helpers import make_image_bytes
+from tests.helpers import registered
 from tests.helpers import user_id
 
 DEEP_JSON = "[" * 3000 + "]" * 3000
@@ -52,9 +53,7 @@ def count(app, model) -> int:
 
 def signed_in_client(app, username: str = "alice"):
     """A browser session of a new user, and the CSRF header its API calls need."""
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register(username)
+    client, auth = registered(app, username)
     return client, {"X-CSRFToken": auth.page_csrf_token()}
 
 
@@ -120,9 +119,7 @@ def test_upload_form_and_predict_share_one_budget_on_a_real_server(new_server):
 
 def test_upload_form_is_refused_past_the_limit_with_a_page(make_app):
     app = make_app(PREDICT_RATE_LIMIT="1 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     csrf = auth.page_csrf_token()
     statuses = []
     for _ in range(2):

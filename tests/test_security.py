@@ -16,6 +16,7 @@ from tests.helpers import AuthActions
 from tests.helpers import bearer
 from tests.helpers import create_token
 from tests.helpers import make_image_bytes
+from tests.helpers import registered
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -143,10 +144,7 @@ def test_failed_logins_are_throttled_with_retry_after(make_app):
     # A window of 5 s: four sign-ins (argon2 each) on a loaded 2-core machine
     # took most of a 2 s window, and Retry-After counted down to 0.
     app = make_app(LOGIN_LIMIT_ACCOUNT_IP="3 per 5 seconds")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    auth.logout()
+    client, auth = registered(app, signed_out=True)
     statuses = [auth.login("alice", "wrong password").status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     limited = auth.login("alice", PASSWORD)  # even the right password waits
@@ -163,9 +161,7 @@ def test_failed_logins_are_throttled_with_retry_after(make_app):
 
 def test_successful_logins_do_not_count(make_app):
     app = make_app(LOGIN_LIMIT_ACCOUNT_IP="2 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     for _ in range(4):
         auth.logout()
         assert auth.login().status_code == 302
@@ -173,9 +169,7 @@ def test_successful_logins_do_not_count(make_app):
 
 def test_predict_rate_limit_per_user(make_app, caplog):
     app = make_app(PREDICT_RATE_LIMIT="2 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     first, second = (create_token(client, auth, name) for name in ("a", "b"))
     image = make_image_bytes("JPEG")
 

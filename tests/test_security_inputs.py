@@ -8,7 +8,7 @@ import io
 import pytest
 
 from tests.helpers import PASSWORD
-from tests.helpers import AuthActions
+from tests.helpers import registered
 
 
 @pytest.mark.parametrize("path", ["/login", "/register"])
@@ -55,10 +55,7 @@ def json_sign_in(client, auth, password: str):
 
 def test_json_sign_ins_count_against_the_limits(make_app):
     app = make_app(LOGIN_LIMIT_ACCOUNT_IP="3 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    auth.logout()
+    client, auth = registered(app, signed_out=True)
     assert json_sign_in(client, auth, PASSWORD).status_code == 302  # JSON works
     auth.logout()
     statuses = [json_sign_in(client, auth, "wrong").status_code for _ in range(3)]
@@ -69,10 +66,7 @@ def test_json_sign_ins_count_against_the_limits(make_app):
 
 def test_form_failures_throttle_json_sign_ins(make_app):
     app = make_app(LOGIN_LIMIT_ACCOUNT="2 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    auth.logout()
+    client, auth = registered(app, signed_out=True)
     assert [auth.login("alice", "wrong").status_code for _ in range(2)] == [401, 401]
     assert json_sign_in(client, auth, "wrong").status_code == 429
     assert json_sign_in(client, auth, PASSWORD).status_code == 429

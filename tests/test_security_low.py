@@ -25,6 +25,7 @@ from tests.helpers import bearer
 from tests.helpers import create_token
 from tests.helpers import make_admin
 from tests.helpers import make_image_bytes
+from tests.helpers import registered
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,9 +114,7 @@ def test_system_details_are_for_admins_only(client, token, runner):
 
 def test_tokens_per_user_are_capped(make_app):
     app = make_app(MAX_TOKENS_PER_USER=2)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     create_token(client, auth, "a")
     create_token(client, auth, "b")
     response = client.post(

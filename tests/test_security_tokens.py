@@ -15,6 +15,7 @@ from tests.helpers import bearer
 from tests.helpers import csrf_token_from
 from tests.helpers import issue_token
 from tests.helpers import make_admin
+from tests.helpers import registered
 
 NEW_PASSWORD = "another long enough password"
 
@@ -117,9 +118,7 @@ def wrong_account_deletion(client, auth: AuthActions):
 
 def test_current_password_guesses_are_throttled(make_app):
     app = make_app(LOGIN_LIMIT_ACCOUNT_IP="3 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     statuses = [wrong_password_change(client, auth).status_code for _ in range(4)]
     assert statuses == [400, 400, 400, 429]
     limited = wrong_account_deletion(client, auth)
@@ -132,9 +131,7 @@ def test_current_password_guesses_are_throttled(make_app):
 
 def test_deletion_guesses_count_against_sign_in(make_app):
     app = make_app(LOGIN_LIMIT_ACCOUNT="2 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     assert [wrong_account_deletion(client, auth).status_code for _ in range(2)] == [
         400,
         400,
@@ -149,9 +146,7 @@ def test_deletion_guesses_count_against_sign_in(make_app):
 
 def test_a_right_password_or_a_form_error_costs_nothing(make_app):
     app = make_app(LOGIN_LIMIT_ACCOUNT_IP="1 per minute")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     page = client.get("/account/password").get_data(as_text=True)
     for _ in range(3):  # new passwords that do not match: no password checked
         response = client.post(

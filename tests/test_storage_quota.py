@@ -24,6 +24,7 @@ from app.services import storage
 from tests.helpers import PASSWORD
 from tests.helpers import AuthActions
 from tests.helpers import bearer
+from tests.helpers import registered
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,7 @@ def test_identical_uploads_share_a_thumbnail_without_the_cache(make_app, classif
     """A miss (cache off) finds the stored JPEG by its hash; another user's
     identical upload shares it too, and its charge does not depend on that."""
     app = make_app(RESULT_CACHE=False)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     headers = {"X-CSRFToken": auth.page_csrf_token()}
     png = noise_png()
 
@@ -270,9 +269,7 @@ def test_storage_cap_refuses_with_409_and_stores_nothing(make_app, classifier):
     png = noise_png()
     # Room for 3 rows and one thumbnail (~13.4 KB).
     app = make_app(MAX_STORED_BYTES_PER_USER=3 * storage.ROW_BYTES + 14_000)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
+    client, auth = registered(app)
     headers = {"X-CSRFToken": auth.page_csrf_token()}
 
     def upload(data, copies):
