@@ -14,6 +14,7 @@ from app.config import TestingConfig
 from app.extensions import db
 from app.inference import build_classifier
 from devtools.database import database_for_test
+from devtools.database import reset_schema
 from devtools.server import LiveServer
 from devtools.server import start_server
 from tests.helpers import ApiClient
@@ -159,3 +160,13 @@ def api(client, token):
 @pytest.fixture
 def image_bytes():
     return make_image_bytes
+
+
+@pytest.fixture
+def fresh_schema(app):
+    """An empty database for a migration test, inside an app context; the
+    schema is dropped again afterwards, whatever revision the test left."""
+    with app.app_context():
+        reset_schema(db.engine)
+        yield
+        reset_schema(db.engine)

@@ -8,7 +8,6 @@ from flask_migrate import downgrade
 from flask_migrate import upgrade
 
 from app.extensions import db
-from devtools.database import reset_schema
 
 CAT = b"\xff\xd8cat-jpeg"
 DOG = b"\xff\xd8dog-jpeg-longer"
@@ -55,37 +54,34 @@ def query(sql: str) -> list[tuple]:
         return [tuple(row) for row in connection.execute(sa.text(sql))]
 
 
-def test_0008_stores_each_thumbnail_once_and_downgrades(app):
-    with app.app_context():
-        reset_schema(db.engine)
-        upgrade(revision="0007")
-        insert_rows_of_0007()
-        upgrade(revision="0008")
+def test_0008_stores_each_thumbnail_once_and_downgrades(fresh_schema):
+    upgrade(revision="0007")
+    insert_rows_of_0007()
+    upgrade(revision="0008")
 
-        stored = dict(query("SELECT id, data FROM thumbnails ORDER BY id"))
-        assert sorted(bytes(v) for v in stored.values()) == sorted([CAT, DOG])
-        by_row = query("SELECT id, thumbnail_id FROM predictions ORDER BY id")
-        shown = [bytes(stored[thumbnail_id]) for _, thumbnail_id in by_row]
-        assert shown == [CAT, CAT, DOG, CAT]
-        assert by_row[0][1] == by_row[1][1] == by_row[3][1]
-        sizes = query("SELECT size_bytes FROM thumbnails ORDER BY id")
-        assert sorted(size for (size,) in sizes) == sorted([len(CAT), len(DOG)])
-        assert query("SELECT id, stored_bytes FROM users ORDER BY id") == [
-            (1, 3 * ROW_BYTES + len(CAT) + len(DOG)),
-            (2, ROW_BYTES + len(CAT)),
-        ]
-        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
-        assert "thumbnail" not in columns
+    stored = dict(query("SELECT id, data FROM thumbnails ORDER BY id"))
+    assert sorted(bytes(v) for v in stored.values()) == sorted([CAT, DOG])
+    by_row = query("SELECT id, thumbnail_id FROM predictions ORDER BY id")
+    shown = [bytes(stored[thumbnail_id]) for _, thumbnail_id in by_row]
+    assert shown == [CAT, CAT, DOG, CAT]
+    assert by_row[0][1] == by_row[1][1] == by_row[3][1]
+    sizes = query("SELECT size_bytes FROM thumbnails ORDER BY id")
+    assert sorted(size for (size,) in sizes) == sorted([len(CAT), len(DOG)])
+    assert query("SELECT id, stored_bytes FROM users ORDER BY id") == [
+        (1, 3 * ROW_BYTES + len(CAT) + len(DOG)),
+        (2, ROW_BYTES + len(CAT)),
+    ]
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
+    assert "thumbnail" not in columns
 
-        downgrade(revision="0007")
-        rows = query("SELECT id, thumbnail FROM predictions ORDER BY id")
-        assert [(i, bytes(t)) for i, t in rows] == [
-            (1, CAT),
-            (2, CAT),
-            (3, DOG),
-            (4, CAT),
-        ]
-        assert "thumbnails" not in sa.inspect(db.engine).get_table_names()
-        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("users")}
-        assert "stored_bytes" not in columns
-        reset_schema(db.engine)
+    downgrade(revision="0007")
+    rows = query("SELECT id, thumbnail FROM predictions ORDER BY id")
+    assert [(i, bytes(t)) for i, t in rows] == [
+        (1, CAT),
+        (2, CAT),
+        (3, DOG),
+        (4, CAT),
+    ]
+    assert "thumbnails" not in sa.inspect(db.engine).get_table_names()
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("users")}
+    assert "stored_bytes" not in columns

@@ -9,7 +9,6 @@ from flask_migrate import downgrade
 from flask_migrate import upgrade
 
 from app.extensions import db
-from devtools.database import reset_schema
 
 
 def insert_an_old_prediction() -> None:
@@ -42,63 +41,52 @@ def filenames() -> list[str]:
         return list(connection.execute(query).scalars())
 
 
-def test_upgrade_on_fresh_database_matches_models(app):
-    with app.app_context():
-        reset_schema(db.engine)
-        upgrade()
-        tables = set(sa.inspect(db.engine).get_table_names())
-        assert {"users", "api_tokens", "predictions", "alembic_version"} <= tables
-        with db.engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection, opts={"compare_type": True}
-            )
-            assert compare_metadata(context, db.metadata) == []
-        indexes = {i["name"] for i in sa.inspect(db.engine).get_indexes("predictions")}
-        assert "ix_predictions_user_created" in indexes
-        downgrade(revision="base")
-        assert set(sa.inspect(db.engine).get_table_names()) <= {"alembic_version"}
-        reset_schema(db.engine)
+def test_upgrade_on_fresh_database_matches_models(fresh_schema):
+    upgrade()
+    tables = set(sa.inspect(db.engine).get_table_names())
+    assert {"users", "api_tokens", "predictions", "alembic_version"} <= tables
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []
+    indexes = {i["name"] for i in sa.inspect(db.engine).get_indexes("predictions")}
+    assert "ix_predictions_user_created" in indexes
+    downgrade(revision="base")
+    assert set(sa.inspect(db.engine).get_table_names()) <= {"alembic_version"}
 
 
-def test_0005_keeps_existing_predictions_unreviewed_and_downgrades(app):
+def test_0005_keeps_existing_predictions_unreviewed_and_downgrades(fresh_schema):
     """Rows from before 0005 read as "not reviewed" and in no batch; going back
     to 0004 keeps them."""
-    with app.app_context():
-        reset_schema(db.engine)
-        upgrade(revision="0004")
-        insert_an_old_prediction()
-        upgrade(revision="0005")
-        with db.engine.connect() as connection:
-            row = connection.execute(
-                sa.text(
-                    "SELECT feedback_correct, feedback_label, feedback_at, batch_id "
-                    "FROM predictions"
-                )
-            ).one()
-        assert tuple(row) == (None, None, None, None)
-        downgrade(revision="0004")
-        assert filenames() == ["old.jpg"]
-        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
-        assert "feedback_correct" not in columns and "batch_id" not in columns
-        assert "batches" not in sa.inspect(db.engine).get_table_names()
-        reset_schema(db.engine)
+    upgrade(revision="0004")
+    insert_an_old_prediction()
+    upgrade(revision="0005")
+    with db.engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT feedback_correct, feedback_label, feedback_at, batch_id "
+                "FROM predictions"
+            )
+        ).one()
+    assert tuple(row) == (None, None, None, None)
+    downgrade(revision="0004")
+    assert filenames() == ["old.jpg"]
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
+    assert "feedback_correct" not in columns and "batch_id" not in columns
+    assert "batches" not in sa.inspect(db.engine).get_table_names()
 
 
-def test_0006_adds_empty_explanations_and_downgrades(app):
+def test_0006_adds_empty_explanations_and_downgrades(fresh_schema):
     """Rows from before 0006 have no maps; going back to 0005 keeps them."""
-    with app.app_context():
-        reset_schema(db.engine)
-        upgrade(revision="0005")
-        insert_an_old_prediction()
-        upgrade(revision="0006")
-        with db.engine.connect() as connection:
-            value = connection.execute(sa.text("SELECT explanation FROM predictions"))
-            assert value.scalar_one() is None
-        downgrade(revision="0005")
-        assert filenames() == ["old.jpg"]
-        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
-        assert "explanation" not in columns
-        reset_schema(db.engine)
+    upgrade(revision="0005")
+    insert_an_old_prediction()
+    upgrade(revision="0006")
+    with db.engine.connect() as connection:
+        value = connection.execute(sa.text("SELECT explanation FROM predictions"))
+        assert value.scalar_one() is None
+    downgrade(revision="0005")
+    assert filenames() == ["old.jpg"]
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("predictions")}
+    assert "explanation" not in columns
 
 
 def batch_of_old_prediction() -> int | None:
@@ -121,25 +109,22 @@ def add_batch(batch_id: int | None = None) -> int:
         return connection.execute(sa.text("SELECT max(id) FROM batches")).scalar()
 
 
-def test_0007_keeps_batches_and_their_photos_and_never_reuses_an_id(app):
+def test_0007_keeps_batches_and_their_photos_and_never_reuses_an_id(fresh_schema):
     """Rebuilding the batches table on SQLite must not cascade into the photos
     that reference it; after it, a deleted batch's id is not given again."""
-    with app.app_context():
-        reset_schema(db.engine)
-        upgrade(revision="0006")
-        insert_an_old_prediction()
-        assert (add_batch(), add_batch()) == (1, 2)
-        with db.engine.begin() as connection:
-            connection.execute(sa.text("UPDATE predictions SET batch_id = 2"))
-        upgrade(revision="0007")
-        assert filenames() == ["old.jpg"]
-        assert batch_of_old_prediction() == 2
-        with db.engine.begin() as connection:
-            connection.execute(sa.text("DELETE FROM batches WHERE id = 2"))
-        assert filenames() == []  # the cascade still works after the rebuild
-        assert add_batch() == 3
-        downgrade(revision="0006")
-        with db.engine.connect() as connection:
-            ids = connection.execute(sa.text("SELECT id FROM batches ORDER BY id"))
-            assert list(ids.scalars()) == [1, 3]
-        reset_schema(db.engine)
+    upgrade(revision="0006")
+    insert_an_old_prediction()
+    assert (add_batch(), add_batch()) == (1, 2)
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE predictions SET batch_id = 2"))
+    upgrade(revision="0007")
+    assert filenames() == ["old.jpg"]
+    assert batch_of_old_prediction() == 2
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM batches WHERE id = 2"))
+    assert filenames() == []  # the cascade still works after the rebuild
+    assert add_batch() == 3
+    downgrade(revision="0006")
+    with db.engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM batches ORDER BY id"))
+        assert list(ids.scalars()) == [1, 3]
