@@ -7,11 +7,15 @@ from the repository root, which is on the import path.
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
+import subprocess
+import sys
 import zlib
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from PIL import Image
@@ -72,20 +76,42 @@ def jpeg(name: str = "photo.jpg", **kwargs) -> tuple[io.BytesIO, str]:
     return (io.BytesIO(make_image_bytes("JPEG", **kwargs)), name)
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and CRC."""
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
 def png_claiming(width: int, height: int) -> bytes:
-    """A ~100-byte PNG whose header claims width x height pixels."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
+    """A ~100-byte PNG whose header claims ``width`` x ``height`` pixels."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
     )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    script: str, *args: str, timeout: float = 120, env: dict | None = None
+) -> str:
+    """Run ``script`` in a fresh interpreter at the project root (the project
+    importable, ``env`` added to this environment); its stdout. A failure
+    shows the end of its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
 
 
 # --------------------------------------------------------------------------

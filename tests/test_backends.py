@@ -3,9 +3,6 @@ loads without TensorFlow."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ from app.inference.openvino_runtime import PRECISIONS
 from app.inference.openvino_runtime import converted_model_path
 from tests.helpers import gradient_image
 from tests.helpers import make_image_bytes
+from tests.helpers import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,15 +94,7 @@ def test_openvino_worker_never_imports_tensorflow(classifier, model_cache_dir):
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
         "assert 'keras' not in sys.modules, 'keras was imported'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_python(script)
 
 
 def test_backend_setting(monkeypatch):

@@ -89,30 +89,17 @@ def test_invalid_dates_are_reported_and_ignored(client, signed_in, app):
 )
 def test_sort_orders(client, signed_in, app, sort, expected):
     alice = user_id(app)
-    add_prediction(
-        app,
-        alice,
-        filename="a.jpg",
-        label="lynx",
-        score=0.1,
-        created_at=NOW - timedelta(hours=3),
-    )
-    add_prediction(
-        app,
-        alice,
-        filename="b.jpg",
-        label="zebra",
-        score=0.9,
-        created_at=NOW - timedelta(hours=2),
-    )
-    add_prediction(
-        app,
-        alice,
-        filename="c.jpg",
-        label="Axolotl",
-        score=0.5,
-        created_at=NOW - timedelta(hours=1),
-    )
+    rows = [("a.jpg", "lynx", 0.1, 3), ("b.jpg", "zebra", 0.9, 2)]
+    for filename, label, score, hours_ago in [*rows, ("c.jpg", "Axolotl", 0.5, 1)]:
+        created_at = NOW - timedelta(hours=hours_ago)
+        add_prediction(
+            app,
+            alice,
+            filename=filename,
+            label=label,
+            score=score,
+            created_at=created_at,
+        )
     status, html = history(client, sort=sort)
     assert status == 200
     assert shown_filenames(html) == expected

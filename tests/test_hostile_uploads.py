@@ -46,6 +46,8 @@ from devtools.server import LiveServer
 from devtools.server import proc_status
 from devtools.server import reset_peak_rss
 from tests.helpers import gradient_image
+from tests.helpers import png_chunk
+from tests.helpers import png_claiming
 
 pytestmark = pytest.mark.server
 
@@ -66,22 +68,6 @@ TABLE: list[tuple[str, int, str, str]] = []
 
 # --------------------------------------------------------------------------
 # The corpus
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A ~100-byte PNG whose header claims ``width`` x ``height`` pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 @cache

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from app.inference.mapped_files import mapped_ranges
 from app.inference.mapped_files import release_mapped_file
 from app.inference.mapped_files import resident_bytes
+from tests.helpers import run_python
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc"
@@ -85,15 +84,8 @@ def test_a_loaded_classifier_holds_none_of_its_weights_file(
     """Measured on a 2-core Zen 4: a worker's RSS fell by ~97 MB (the whole
     f32 .bin), and stayed there after batches of 1 to 8. Without the release
     the whole file stays resident (the ``classifier`` fixture converted it)."""
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_MEASURE, str(model_cache_dir), precision],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    measured = json.loads(result.stdout.splitlines()[-1])
+    output = run_python(LOAD_AND_MEASURE, str(model_cache_dir), precision, timeout=300)
+    measured = json.loads(output.splitlines()[-1])
     assert measured["size"] > 50 * MB
     assert measured["resident"] < 4 * MB
     assert measured["same"]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,20 +52,6 @@ heaps = len(re.findall("<heap nr=", open(path).read()))
 os.unlink(path)
 print(upload, big_again, heaps)
 """
-
-
-def run_python(script: str, *args: str) -> str:
-    """Run ``script`` in a fresh interpreter at the project root; its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 def heap_behaviour(mode: str) -> tuple[int, int, int]:

@@ -5,9 +5,6 @@ says how close each is to f32."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -28,6 +25,7 @@ from devtools.server import gunicorn_until_exit
 from devtools.server import server_env
 from tests.helpers import bearer
 from tests.helpers import gradient_image
+from tests.helpers import run_python
 
 RANDOM = parse_weights("random")
 
@@ -121,17 +119,10 @@ def test_under_an_avx2_cap_the_model_serves_f32_in_a_fresh_process(models, preci
         "p = r(np.zeros((1, 224, 224, 3), np.float32))\n"
         "print(r.precision, p.shape)\n"
     )
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(models), precision],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
+    output = run_python(
+        code, str(models), precision, timeout=300, env={"ONEDNN_MAX_CPU_ISA": "AVX2"}
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-3:] == ["f32", "(1,", "1000)"]
+    assert output.split()[-3:] == ["f32", "(1,", "1000)"]
 
 
 def test_a_bf16_result_is_never_served_as_an_f32_one(app, token, classifier, models):

@@ -28,6 +28,7 @@ from stress.report.compute import Limits
 from stress.report.compute import breakdown
 from stress.report.read import read_requests
 from stress.report.render import rate
+from tests.helpers import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = Path(__file__).parent / "data" / "stress" / "run"
@@ -333,15 +334,7 @@ print(json.dumps({
 
 
 def test_locustfile_sizes_unique_images_and_server_timing():
-    result = subprocess.run(
-        [sys.executable, "-c", LOCUSTFILE_CHECK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+    data = json.loads(run_python(LOCUSTFILE_CHECK).splitlines()[-1])
     assert data["timing"] == {
         "decode": "11.2",
         "preprocess": "0.4",
