@@ -44,6 +44,9 @@ from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
 from app.services.predictions import server_timing_header
+from app.services.serialise import batch_json
+from app.services.serialise import predict_result_json
+from app.services.serialise import prediction_json
 from app.services.system import system_info
 
 bp = Blueprint("api", __name__)
@@ -141,28 +144,16 @@ def predict():
     """
     params = classify_params(request.values, current_user)
     outcome = classify_request(request, current_user, params)
-    results = []
-    for row in outcome.rows:
-        results.append(
-            {
-                "id": row.id,
-                "filename": row.filename,
-                "sha256": row.sha256,
-                "width": row.width,
-                "height": row.height,
-                "predictions": row.top_k,
-                "cached": row.cached,
-                "timing_ms": {
-                    **row.timing_ms,
-                    "total": round(outcome.timing_ms["total"], 2),
-                },
-                "url": url_for("web.result", prediction_id=row.id),
-            }
+    results = [
+        predict_result_json(
+            row,
+            total_ms=outcome.timing_ms["total"],
+            url=url_for("web.result", prediction_id=row.id),
+            min_confidence=params.min_confidence,
+            explain=params.explain,
         )
-        if params.min_confidence is not None:
-            results[-1]["uncertain"] = row.top_score < params.min_confidence
-        if params.explain:
-            results[-1]["explanation"] = row.explanation_dict()
+        for row in outcome.rows
+    ]
     response = jsonify(
         model=model_service().classifier.info.as_dict(),
         batch_size=outcome.batch_size,
@@ -194,7 +185,7 @@ def list_predictions(query: ListQuery):
         error_out=False,
     )
     return jsonify(
-        items=[row.as_dict() for row in page.items],
+        items=[prediction_json(row) for row in page.items],
         page=page.page,
         per_page=page.per_page,
         total=page.total,
@@ -217,7 +208,7 @@ def get_prediction(prediction_id: int, query: ExplainQuery):
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
-    return jsonify(prediction.as_dict(explain=query.explain))
+    return jsonify(prediction_json(prediction, explain=query.explain))
 
 
 @bp.route("/api/predictions/<id:prediction_id>/thumbnail.jpg")
@@ -285,7 +276,7 @@ def put_feedback(prediction_id: int):
         return _not_found()
     body = FeedbackRequest.model_validate(json_body())
     feedback.apply(prediction, feedback.Verdict(body.correct, body.label))
-    return jsonify(prediction.as_dict())
+    return jsonify(prediction_json(prediction))
 
 
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["DELETE"])
@@ -339,9 +330,7 @@ def post_batch(json: BatchRequest):
         max_empty=config["MAX_EMPTY_BATCHES"],
         empty_ttl=config["EMPTY_BATCH_TTL"],
     )
-    response = jsonify(
-        {**batch.as_dict(), "url": url_for("batches.show", batch_id=batch.id)}
-    )
+    response = jsonify(batch_json(batch, url_for("batches.show", batch_id=batch.id)))
     return response, 201
 
 

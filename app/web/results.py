@@ -32,6 +32,7 @@ from app.services.classification import classify_params
 from app.services.classification import classify_request
 from app.services.history import delete_one
 from app.services.predictions import owned_prediction
+from app.services.serialise import feedback_json
 from app.web.blueprint import PREDICTION
 from app.web.blueprint import bp
 from app.web.forms import ConfidenceForm
@@ -192,6 +193,6 @@ def set_feedback(prediction_id: int) -> ResponseReturnValue:
     feedback.apply(prediction, verdict)
     message = feedback.describe(prediction)
     if as_json:
-        return jsonify(feedback=prediction.feedback_dict(), message=message)
+        return jsonify(feedback=feedback_json(prediction), message=message)
     flash(f"{prediction.filename}: {message}", "success")
     return redirect(target)
