@@ -13,7 +13,7 @@ from spectree import Response
 
 from app.api.openapi import api_spec
 from app.api.openapi import json_body
-from app.api.schemas import Batch
+from app.api.schemas import BatchOut
 from app.api.schemas import BatchRequest
 from app.api.schemas import Error
 from app.api.schemas import ExplainQuery
@@ -21,7 +21,7 @@ from app.api.schemas import FeedbackRequest
 from app.api.schemas import Health
 from app.api.schemas import ListQuery
 from app.api.schemas import PredictForm
-from app.api.schemas import Prediction
+from app.api.schemas import PredictionOut
 from app.api.schemas import PredictionPage
 from app.api.schemas import PredictQuery
 from app.api.schemas import PredictResponse
@@ -196,7 +196,7 @@ def list_predictions(query: ListQuery):
 @bp.route("/api/predictions/<id:prediction_id>")
 @api_spec.validate(
     resp=Response(
-        HTTP_200=(Prediction, "The prediction."),
+        HTTP_200=(PredictionOut, "The prediction."),
         HTTP_400=(Error, "`invalid_explain` (not true, false, 1 or 0)."),
         HTTP_401=UNAUTHORIZED,
         HTTP_404=NOT_FOUND,
@@ -248,7 +248,7 @@ def delete_prediction(prediction_id: int):
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["PUT"])
 @api_spec.validate(
     resp=Response(
-        HTTP_200=(Prediction, "The prediction, with its feedback."),
+        HTTP_200=(PredictionOut, "The prediction, with its feedback."),
         HTTP_400=(
             Error,
             "Not a JSON object (`invalid_json`), `correct` not a boolean "
@@ -296,7 +296,7 @@ def delete_feedback(prediction_id: int):
 @bp.route("/api/batches", methods=["POST"])
 @api_spec.validate(
     resp=Response(
-        HTTP_201=(Batch, "The new, empty batch."),
+        HTTP_201=(BatchOut, "The new, empty batch."),
         HTTP_400=(
             Error,
             "Not a JSON object (`invalid_json`), a name that is not a string, too "
