@@ -199,7 +199,9 @@ class Prediction(db.Model):
     size_bytes: so.Mapped[int] = so.mapped_column(sa.Integer)
     width: so.Mapped[int] = so.mapped_column(sa.Integer)
     height: so.Mapped[int] = so.mapped_column(sa.Integer)
-    top_k: so.Mapped[list] = so.mapped_column(sa.JSON)
+    # The stored labels, best first: [{class_id, wnid, label, score}] (the
+    # column keeps its first name, top_k).
+    label_scores: so.Mapped[list] = so.mapped_column("top_k", sa.JSON)
     top_label: so.Mapped[str] = so.mapped_column(sa.String(128))
     top_score: so.Mapped[float] = so.mapped_column(sa.Float)
     model_name: so.Mapped[str] = so.mapped_column(sa.String(64))
@@ -230,7 +232,7 @@ class Prediction(db.Model):
     batch_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("batches.id", ondelete="CASCADE"), index=True
     )
-    # Class activation maps of the top_k labels, in their order, each 7x7 and
+    # Class activation maps of the label_scores, in their order, each 7x7 and
     # scaled to 0..1: {"size": [7, 7], "maps": [[[...]]]} (app/explanations.py).
     # None for rows from before the maps, or from a runtime without them.
     explanation: so.Mapped[dict | None] = so.mapped_column(sa.JSON)

@@ -231,7 +231,7 @@ def csv_cell(value: object) -> object:
 
 def csv_row(row: Prediction) -> list[object]:
     predictions = "; ".join(
-        f"{p.get('label')}: {p.get('score', 0):.6f}" for p in row.top_k or []
+        f"{p.get('label')}: {p.get('score', 0):.6f}" for p in row.label_scores or []
     )
     values = (
         row.id,

@@ -309,14 +309,14 @@ def cached_results(
     return {
         row.sha256: row
         for row in rows
-        if len(row.top_k) >= top_k and (row.explanation or not need_maps)
+        if len(row.label_scores) >= top_k and (row.explanation or not need_maps)
     }
 
 
 def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
     row.mime_type = source.mime_type
     row.width, row.height = source.width, source.height
-    row.top_k = source.top_k[:top_k]
+    row.label_scores = source.label_scores[:top_k]
     row.top_label, row.top_score = source.top_label, source.top_score
     row.thumbnail_id = source.thumbnail_id  # shared, never copied
     row.explanation = explanations.trimmed(source.explanation, top_k)
@@ -328,7 +328,7 @@ def fill_new_result(row: Prediction, image, predictions, batch, maps=None) -> No
     best = predictions[0]
     row.mime_type = image.mime_type
     row.width, row.height = image.width, image.height
-    row.top_k = [p.as_dict() for p in predictions]
+    row.label_scores = [p.as_dict() for p in predictions]
     row.top_label, row.top_score = best.label, best.score
     row.explanation = explanations.stored(maps)
     row.cached = False

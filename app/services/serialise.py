@@ -26,7 +26,7 @@ def prediction_json(row: Prediction, explain: bool = False) -> dict:
         "size_bytes": row.size_bytes,
         "width": row.width,
         "height": row.height,
-        "predictions": row.top_k,
+        "predictions": row.label_scores,
         "model": {
             "name": row.model_name,
             "weights": row.weights,
@@ -62,7 +62,7 @@ def predict_result_json(
         "sha256": row.sha256,
         "width": row.width,
         "height": row.height,
-        "predictions": row.top_k,
+        "predictions": row.label_scores,
         "cached": row.cached,
         "timing_ms": {**row.timing_ms, "total": round(total_ms, 2)},
         "url": url,
@@ -87,7 +87,7 @@ def feedback_json(row: Prediction) -> dict | None:
 
 def explanation_json(row: Prediction) -> dict | None:
     """The maps per label (``explain=true``), or None."""
-    return explanations.api_dict(row.top_k, row.explanation)
+    return explanations.api_dict(row.label_scores, row.explanation)
 
 
 def batch_json(batch: Batch, url: str) -> dict:

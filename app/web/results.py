@@ -45,7 +45,7 @@ from app.web.preferences import current_min_confidence
 @bp.app_template_global()
 def why_maps(prediction: Prediction) -> list[dict]:
     """The "Why?" overlay's maps of a prediction: label, score, grid, words."""
-    return explanations.page_maps(prediction.top_k, prediction.explanation)
+    return explanations.page_maps(prediction.label_scores, prediction.explanation)
 
 
 def confidence_form() -> ConfidenceForm:
