@@ -156,7 +156,7 @@ def predict():
     ]
     response = jsonify(
         model=model_service().classifier.info.as_dict(),
-        batch_size=outcome.batch_size,
+        batch_size=outcome.images_run,
         results=results,
     )
     response.headers["Server-Timing"] = server_timing_header(outcome)
