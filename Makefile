@@ -9,7 +9,7 @@ PORT ?= 8000
 export FLASK_APP := wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres lint format clean bench stress
+.PHONY: help venv run test test-quick test-postgres lint format clean bench stress
 .PHONY: fault-run soak cluster-test image-test
 
 help: ## List the targets
@@ -30,6 +30,9 @@ run: venv ## Migrate the database and serve on 127.0.0.1:8000 with Gunicorn (HOS
 
 test: venv ## Run the tests (SQLite; set TEST_DATABASE_URL for PostgreSQL)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-quick: venv ## The inner loop: the tests without Gunicorn, nginx, Chromium or slow runs
+	$(BIN)/python -m pytest -m "not server and not browser and not slow" $(PYTEST_ARGS)
 
 test-postgres: ## Run the tests against the local PostgreSQL
 	TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test $(MAKE) test

@@ -278,29 +278,18 @@ class SnapclassUser(FastHttpUser):
             self.register("load-" + uuid.uuid4().hex[:12])
 
     def register(self, username: str) -> None:
-        page = self.client.get("/register", name="/register")
-        response = self.client.post(
-            "/register",
-            data={
-                "username": username,
-                "password": PASSWORD,
-                "confirm": PASSWORD,
-                "csrf_token": csrf_token(page.text),
-            },
-            name="/register",
-        )
-        self.csrf = csrf_token(response.text)
+        fields = {"username": username, "password": PASSWORD, "confirm": PASSWORD}
+        self.submit_account_form("/register", fields)
 
     def sign_in(self, username: str, password: str) -> None:
-        page = self.client.get("/login", name="/login")
+        self.submit_account_form("/login", {"username": username, "password": password})
+
+    def submit_account_form(self, path: str, fields: dict[str, str]) -> None:
+        """Post the sign-up or sign-in form as a browser does (its CSRF token
+        from the page), and keep the signed-in page's token for uploads."""
+        page = self.client.get(path, name=path)
         response = self.client.post(
-            "/login",
-            data={
-                "username": username,
-                "password": password,
-                "csrf_token": csrf_token(page.text),
-            },
-            name="/login",
+            path, data={**fields, "csrf_token": csrf_token(page.text)}, name=path
         )
         self.csrf = csrf_token(response.text)
 

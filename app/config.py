@@ -130,7 +130,7 @@ class Config:
     MAX_CONTENT_LENGTH = FromEnv("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, as_int)
     MAX_FILES_PER_REQUEST = FromEnv("MAX_FILES_PER_REQUEST", 16, as_int)
     MAX_IMAGE_PIXELS = FromEnv("MAX_IMAGE_PIXELS", 40_000_000, as_int)
-    # Decode bounds (issue 23; figures in docs/reliability.md): JPEG scans
+    # Decode bounds (figures in docs/reliability.md): JPEG scans
     # (each walks every block of the image), CPU seconds of one decode (0: no
     # limit), and the estimated peak memory of the decodes a worker runs at
     # once (0: no limit; the rest wait, then 503).

@@ -104,8 +104,8 @@ CASES = {
 def measure(name: str) -> dict:
     """Decode one case in this process: peak RSS growth (VmHWM, reset first),
     the decode's own estimate, CPU seconds and the outcome."""
-    from app.inference.images import count_jpeg_scans
-    from app.inference.images import decode_memory_estimate
+    from app.inference.decode_limits import count_jpeg_scans
+    from app.inference.decode_limits import decode_memory_estimate
     from app.inference.images import open_image
     from devtools.server import proc_status
     from devtools.server import reset_peak_rss

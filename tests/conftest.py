@@ -1,25 +1,38 @@
-"""Fixtures: app, client, runner, auth, images, and one real model per session."""
+"""Fixtures: app, client, runner, auth, api, images, and one real model per
+session. Helpers that test files share live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import io
 import os
-import re
 
 import pytest
-from PIL import Image
+from argon2 import PasswordHasher
 
 from app import create_app
+from app.auth import passwords
 from app.config import TestingConfig
 from app.extensions import db
 from app.inference import build_classifier
-from app.model_service import model_service
 from devtools.database import database_for_test
 from devtools.server import LiveServer
 from devtools.server import start_server
+from tests.helpers import ApiClient
+from tests.helpers import AuthActions
+from tests.helpers import issue_token
+from tests.helpers import make_image_bytes
+from tests.helpers import model_service_for
 
-CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-PASSWORD = "a long enough password"
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(request, monkeypatch):
+    """argon2id with one pass over 1 MiB in the test process: the production
+    cost (64 MiB, 3 passes) is ~0.18 s of CPU per sign-up or sign-in, which
+    was a third of the quick suite. Tests about the hash itself are marked
+    ``real_password_hash``; real servers always hash at full cost."""
+    if request.node.get_closest_marker("real_password_hash"):
+        return
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheap)
 
 
 @pytest.fixture(scope="session")
@@ -107,11 +120,6 @@ def app(make_app):
     return make_app()
 
 
-def model_service_for(app):
-    with app.app_context():
-        return model_service()
-
-
 @pytest.fixture
 def client(app):
     return app.test_client()
@@ -120,52 +128,6 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
-
-
-def csrf_token_from(html: str) -> str:
-    match = CSRF_FIELD.search(html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-class AuthActions:
-    """Register, sign in and out through the real forms, CSRF included."""
-
-    def __init__(self, client):
-        self._client = client
-
-    def csrf_token(self, path: str = "/login") -> str:
-        return csrf_token_from(self._client.get(path).get_data(as_text=True))
-
-    def register(self, username: str = "alice", password: str = PASSWORD):
-        return self._client.post(
-            "/register",
-            data={
-                "username": username,
-                "password": password,
-                "confirm": password,
-                "csrf_token": self.csrf_token("/register"),
-            },
-        )
-
-    def login(self, username: str = "alice", password: str = PASSWORD, next_url=None):
-        path = "/login" + (f"?next={next_url}" if next_url else "")
-        return self._client.post(
-            path,
-            data={
-                "username": username,
-                "password": password,
-                "csrf_token": self.csrf_token(),
-            },
-        )
-
-    def logout(self):
-        token = csrf_token_from(self._client.get("/").get_data(as_text=True))
-        return self._client.post("/logout", data={"csrf_token": token})
-
-    def page_csrf_token(self) -> str:
-        """A CSRF token for the signed-in session (from the upload page)."""
-        return csrf_token_from(self._client.get("/").get_data(as_text=True))
 
 
 @pytest.fixture
@@ -181,53 +143,17 @@ def signed_in(auth):
     return auth
 
 
-def make_image_bytes(
-    fmt: str = "JPEG",
-    size: tuple[int, int] = (320, 240),
-    mode: str = "RGB",
-    color=(200, 30, 30),
-    exif_orientation: int | None = None,
-    **save_options,
-) -> bytes:
-    """An image made with Pillow: no files from outside the repository."""
-    image = Image.new(mode, size, color)
-    if exif_orientation is not None:
-        exif = Image.Exif()
-        exif[0x0112] = exif_orientation
-        save_options["exif"] = exif
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **save_options)
-    return buffer.getvalue()
-
-
-def gradient_image(size=(320, 240)) -> Image.Image:
-    """A photo-like RGB image with structure, so resizes differ measurably."""
-    width, height = size
-    image = Image.linear_gradient("L").resize(size)
-    red = image
-    green = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    blue = Image.radial_gradient("L").resize(size)
-    return Image.merge("RGB", (red, green, blue))
-
-
 @pytest.fixture
 def token(app, signed_in):
     """A bearer token for the signed-in user alice."""
-    import sqlalchemy as sa
-
-    from app.models import ApiToken
-    from app.models import User
-
-    with app.app_context():
-        user = db.session.scalar(sa.select(User).where(User.username == "alice"))
-        row, plain = ApiToken.issue(user, "tests")
-        db.session.add(row)
-        db.session.commit()
-    return plain
+    return issue_token(app)
 
 
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+@pytest.fixture
+def api(client, token):
+    """The JSON API as alice's program calls it: ``api.predict(*images, **fields)``,
+    ``api.get(path)``, ``api.post_json(path, body)``, ... with her bearer token."""
+    return ApiClient(client, token)
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from app.models import User
 from app.models import utcnow
 from app.services import predictions
 from app.services.batches import recent_batches
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import csrf_token_from
-from tests.conftest import make_image_bytes
-from tests.test_history import add_prediction
-from tests.test_history import user_id
+from tests.helpers import AuthActions
+from tests.helpers import add_prediction
+from tests.helpers import bearer
+from tests.helpers import csrf_token_from
+from tests.helpers import make_image_bytes
+from tests.helpers import user_id
 
 DEEP_JSON = "[" * 3000 + "]" * 3000
 

@@ -9,11 +9,11 @@ from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
 from app.models import UserSession
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.test_history import add_prediction
-from tests.test_history import user_id
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import add_prediction
+from tests.helpers import bearer
+from tests.helpers import user_id
 
 
 def counts(app, owner: int) -> dict[str, int]:

@@ -17,15 +17,10 @@ from app.models import utcnow
 from app.services.storage import thumbnail_id
 from app.web.admin import histogram_quantile
 from app.web.admin import percentile
-from tests.conftest import PASSWORD
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-
-
-def make_admin(runner, username="alice"):
-    result = runner.invoke(args=["set-admin", username])
-    assert result.exit_code == 0, result.output
-    return result
+from tests.helpers import PASSWORD
+from tests.helpers import bearer
+from tests.helpers import make_admin
+from tests.helpers import make_image_bytes
 
 
 def add_prediction(user_id, label, *, age, cached=False, ms=(10.0, 2.0, 30.0)):

@@ -14,23 +14,11 @@ from app.models import Prediction
 from app.models import User
 from devtools.rawhttp import MULTIPART_TYPE
 from devtools.rawhttp import multipart
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.test_images import png_claiming
-
-
-def post_files(client, files, token=None, headers=None, **fields):
-    data = {"image": files, **fields}
-    return client.post(
-        "/predict",
-        data=data,
-        headers={**(bearer(token) if token else {}), **(headers or {})},
-        content_type="multipart/form-data",
-    )
-
-
-def jpeg(name="photo.jpg", **kwargs):
-    return (io.BytesIO(make_image_bytes("JPEG", **kwargs)), name)
+from tests.helpers import ApiClient
+from tests.helpers import bearer
+from tests.helpers import jpeg
+from tests.helpers import make_image_bytes
+from tests.helpers import png_claiming
 
 
 def count_predictions(app) -> int:
@@ -38,8 +26,8 @@ def count_predictions(app) -> int:
         return db.session.scalar(sa.select(sa.func.count(Prediction.id)))
 
 
-def test_predict_with_bearer_token(client, token, app, classifier):
-    response = post_files(client, [jpeg(size=(640, 480))], token=token)
+def test_predict_with_bearer_token(api, app, classifier):
+    response = api.predict(jpeg(size=(640, 480)))
     assert response.status_code == 200
     body = response.get_json()
     assert body["model"] == {
@@ -139,13 +127,13 @@ def test_predict_raw_body(client, token):
     assert len(response.get_json()["results"][0]["predictions"]) == 3
 
 
-def test_several_images_come_back_in_order_as_one_batch(client, token):
+def test_several_images_come_back_in_order_as_one_batch(api):
     files = [
         jpeg("a.jpg", color=(250, 0, 0)),
         (io.BytesIO(make_image_bytes("PNG", color=(0, 250, 0))), "b.png"),
         (io.BytesIO(make_image_bytes("WEBP", color=(0, 0, 250))), "c.webp"),
     ]
-    response = post_files(client, files, token=token)
+    response = api.predict(*files)
     assert response.status_code == 200
     body = response.get_json()
     assert body["batch_size"] == 3
@@ -155,17 +143,17 @@ def test_several_images_come_back_in_order_as_one_batch(client, token):
 
 
 def test_predict_with_session_needs_csrf_header(client, signed_in):
-    without = post_files(client, [jpeg()])
+    without = ApiClient(client).predict(jpeg())
     assert without.status_code == 400
     assert without.get_json()["error"]["code"] == "csrf_failed"
-    with_header = post_files(
-        client, [jpeg()], headers={"X-CSRFToken": signed_in.page_csrf_token()}
+    with_header = ApiClient(client).predict(
+        jpeg(), headers={"X-CSRFToken": signed_in.page_csrf_token()}
     )
     assert with_header.status_code == 200
 
 
 def test_predict_without_auth_is_401_json(client):
-    response = post_files(client, [jpeg()])
+    response = ApiClient(client).predict(jpeg())
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
 
@@ -180,14 +168,14 @@ def test_bad_tokens_are_401(client, header):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_revoked_token_is_401(client, token, app):
+def test_revoked_token_is_401(api, app):
     with app.app_context():
         row = db.session.scalar(sa.select(ApiToken))
         from app.models import utcnow
 
         row.revoked_at = utcnow()
         db.session.commit()
-    assert post_files(client, [jpeg()], token=token).status_code == 401
+    assert api.predict(jpeg()).status_code == 401
 
 
 def text_file():
@@ -223,10 +211,8 @@ def truncated_jpeg():
         ),
     ],
 )
-def test_bad_images_get_clear_errors_and_store_nothing(
-    client, token, app, files, status, code
-):
-    response = post_files(client, files, token=token)
+def test_bad_images_get_clear_errors_and_store_nothing(api, app, files, status, code):
+    response = api.predict(*files)
     assert response.status_code == status
     error = response.get_json()["error"]
     assert error["code"] == code
@@ -234,8 +220,8 @@ def test_bad_images_get_clear_errors_and_store_nothing(
     assert count_predictions(app) == 0
 
 
-def test_one_bad_file_rejects_the_whole_batch(client, token, app):
-    response = post_files(client, [jpeg("good.jpg"), text_file()], token=token)
+def test_one_bad_file_rejects_the_whole_batch(api, app):
+    response = api.predict(jpeg("good.jpg"), text_file())
     assert response.status_code == 400
     assert "notes.jpg" in response.get_json()["error"]["message"]
     assert count_predictions(app) == 0
@@ -261,61 +247,54 @@ def test_wrong_content_type_is_415(client, token):
     assert response.status_code == 415
 
 
-def test_too_many_files_is_400(client, token, app):
+def test_too_many_files_is_400(api, app):
     app.config["MAX_FILES_PER_REQUEST"] = 2
-    response = post_files(client, [jpeg(), jpeg(), jpeg()], token=token)
+    response = api.predict(jpeg(), jpeg(), jpeg())
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "too_many_files"
 
 
-def test_oversized_body_is_413(client, token, app):
+def test_oversized_body_is_413(api, app):
     app.config["MAX_CONTENT_LENGTH"] = 1024
-    response = post_files(client, [jpeg(size=(800, 800))], token=token)
+    response = api.predict(jpeg(size=(800, 800)))
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "payload_too_large"
 
 
 @pytest.mark.parametrize("top_k", ["0", "21", "-1", "five", "2.5"])
-def test_bad_top_k_is_400(client, token, top_k):
-    response = post_files(client, [jpeg()], token=token, top_k=top_k)
+def test_bad_top_k_is_400(api, top_k):
+    response = api.predict(jpeg(), top_k=top_k)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_top_k"
 
 
-def test_top_k_bounds_are_accepted(client, token):
+def test_top_k_bounds_are_accepted(api):
     for top_k in (1, 20):
-        response = post_files(client, [jpeg()], token=token, top_k=str(top_k))
+        response = api.predict(jpeg(), top_k=str(top_k))
         assert len(response.get_json()["results"][0]["predictions"]) == top_k
 
 
-def test_get_on_predict_is_405_json(client, token):
-    response = client.get("/predict", headers=bearer(token))
+def test_get_on_predict_is_405_json(api):
+    response = api.get("/predict")
     assert response.status_code == 405
     assert response.get_json()["error"]["code"] == "method_not_allowed"
 
 
-def test_list_get_and_delete_own_predictions(client, token):
-    ids = [
-        post_files(client, [jpeg()], token=token).get_json()["results"][0]["id"]
-        for _ in range(3)
-    ]
-    listing = client.get(
-        "/api/predictions?per_page=2", headers=bearer(token)
-    ).get_json()
+def test_list_get_and_delete_own_predictions(api):
+    ids = [api.predict(jpeg()).get_json()["results"][0]["id"] for _ in range(3)]
+    listing = api.get("/api/predictions?per_page=2").get_json()
     assert listing["total"] == 3 and listing["pages"] == 2
     assert [item["id"] for item in listing["items"]] == ids[::-1][:2]
-    one = client.get(f"/api/predictions/{ids[0]}", headers=bearer(token)).get_json()
+    one = api.get(f"/api/predictions/{ids[0]}").get_json()
     assert one["id"] == ids[0] and one["model"]["random_weights"] is True
-    deleted = client.delete(f"/api/predictions/{ids[0]}", headers=bearer(token))
+    deleted = api.delete(f"/api/predictions/{ids[0]}")
     assert deleted.status_code == 204
-    again = client.get(f"/api/predictions/{ids[0]}", headers=bearer(token))
+    again = api.get(f"/api/predictions/{ids[0]}")
     assert again.status_code == 404
 
 
-def test_other_users_predictions_are_404(client, token, app):
-    prediction_id = post_files(client, [jpeg()], token=token).get_json()["results"][0][
-        "id"
-    ]
+def test_other_users_predictions_are_404(client, api, app):
+    prediction_id = api.predict(jpeg()).get_json()["results"][0]["id"]
     with app.app_context():
         from app.auth.passwords import hash_password
 
@@ -329,12 +308,7 @@ def test_other_users_predictions_are_404(client, token, app):
         )
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "not_found"
-    assert (
-        client.get(
-            f"/api/predictions/{prediction_id}", headers=bearer(token)
-        ).status_code
-        == 200
-    )
+    assert api.get(f"/api/predictions/{prediction_id}").status_code == 200
 
 
 def _issue(user):
@@ -494,9 +468,9 @@ def test_unknown_api_route_is_json_404(client):
     assert response.get_json()["error"]["code"] == "not_found"
 
 
-def test_system_info_describes_the_instance_without_secrets(client, token, app, runner):
+def test_system_info_describes_the_instance_without_secrets(api, app, runner):
     runner.invoke(args=["set-admin", "alice"])  # the details are for admins
-    response = client.get("/api/system", headers=bearer(token))
+    response = api.get("/api/system")
     assert response.status_code == 200
     info = response.get_json()
     assert info["model"]["name"] == "resnet50" and info["model"]["ready"] is True

@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from app.auth.security import safe_next_url
 from app.extensions import db
 from app.models import User
-from tests.conftest import PASSWORD
-from tests.conftest import csrf_token_from
+from tests.helpers import PASSWORD
+from tests.helpers import csrf_token_from
 
 
+@pytest.mark.real_password_hash
 def test_register_creates_user_with_argon2id_hash_and_signs_in(client, auth, app):
     response = auth.register("Alice")
     assert response.status_code == 302

@@ -23,8 +23,8 @@ from app.inference import resolve_backend
 from app.inference.images import preprocess_batch
 from app.inference.openvino_runtime import PRECISIONS
 from app.inference.openvino_runtime import converted_model_path
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import gradient_image
+from tests.helpers import make_image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,7 @@ def sample_batch(classifier) -> np.ndarray:
     return np.concatenate([batch, noise.astype(np.float32)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "openvino"])
 def test_backend_matches_keras_softmax(backend, keras_classifier, model_cache_dir):
     """Max abs difference of softmax scores within 1e-3 (we see ~2e-6 in f32)."""

@@ -13,30 +13,11 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Batch
 from app.models import Prediction
-from tests.conftest import PASSWORD
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.test_history import add_prediction
-from tests.test_history import user_id
-
-
-def create(client, token=None, headers=None, **body):
-    return client.post(
-        "/api/batches", json=body, headers=bearer(token) if token else headers or {}
-    )
-
-
-def predict(client, token, batch_id, *colors, **extra):
-    files = [
-        (io.BytesIO(make_image_bytes("JPEG", color=color)), f"img{i}.jpg")
-        for i, color in enumerate(colors)
-    ]
-    return client.post(
-        "/predict",
-        data={"image": files, "batch_id": str(batch_id), **extra},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
+from tests.helpers import PASSWORD
+from tests.helpers import ApiClient
+from tests.helpers import add_prediction
+from tests.helpers import make_image_bytes
+from tests.helpers import user_id
 
 
 def batch_ids(app) -> list[int | None]:
@@ -44,24 +25,26 @@ def batch_ids(app) -> list[int | None]:
         return list(db.session.scalars(sa.select(Prediction.batch_id)))
 
 
-def test_create_a_batch_and_fill_it_with_predict(app, client, token):
-    response = create(client, token, name="  Holiday\t2026 ")
+def test_create_a_batch_and_fill_it_with_predict(app, api):
+    response = api.post_json("/api/batches", {"name": "  Holiday\t2026 "})
     assert response.status_code == 201
     batch = response.get_json()
     assert batch["name"] == "Holiday 2026"
     assert batch["url"] == f"/batches/{batch['id']}"
-    ok = predict(client, token, batch["id"], (1, 2, 3), (200, 10, 10))
+    ok = api.predict(
+        make_image_bytes(color=(1, 2, 3)),
+        make_image_bytes(color=(200, 10, 10)),
+        batch_id=str(batch["id"]),
+    )
     assert ok.status_code == 200
     assert batch_ids(app) == [batch["id"], batch["id"]]
-    item = client.get(
-        f"/api/predictions/{ok.get_json()['results'][0]['id']}", headers=bearer(token)
-    ).get_json()
+    item = api.get(f"/api/predictions/{ok.get_json()['results'][0]['id']}").get_json()
     assert item["batch_id"] == batch["id"]
 
 
-def test_an_empty_name_gets_a_dated_default(client, token):
-    assert create(client, token).get_json()["name"].startswith("Upload 20")
-    assert create(client, token, name=None).status_code == 201
+def test_an_empty_name_gets_a_dated_default(api):
+    assert api.post_json("/api/batches", {}).get_json()["name"].startswith("Upload 20")
+    assert api.post_json("/api/batches", {"name": None}).status_code == 201
 
 
 @pytest.mark.parametrize(
@@ -73,38 +56,40 @@ def test_an_empty_name_gets_a_dated_default(client, token):
         ({"name": "a\x07b"}, "invalid_name"),
     ],
 )
-def test_bad_batch_names_are_400(client, token, body, code):
-    response = create(client, token, **body)
+def test_bad_batch_names_are_400(api, body, code):
+    response = api.post_json("/api/batches", body)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == code
 
 
 @pytest.mark.parametrize("body", [[], "name", 3])
-def test_a_body_that_is_not_an_object_is_400(client, token, body):
-    response = client.post("/api/batches", json=body, headers=bearer(token))
+def test_a_body_that_is_not_an_object_is_400(api, body):
+    response = api.post_json("/api/batches", body)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_json"
 
 
 def test_cookie_session_needs_csrf_to_create(client, signed_in):
-    assert create(client, name="x").get_json()["error"]["code"] == "csrf_failed"
+    session = ApiClient(client)
+    refused = session.post_json("/api/batches", {"name": "x"})
+    assert refused.get_json()["error"]["code"] == "csrf_failed"
     headers = {"X-CSRFToken": signed_in.page_csrf_token()}
-    assert create(client, headers=headers, name="x").status_code == 201
+    assert session.post_json("/api/batches", {"name": "x"}, headers).status_code == 201
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "１", "99999999999", "1.5"])
-def test_predict_refuses_a_bad_batch_id(app, client, token, value):
-    response = predict(client, token, value, (1, 2, 3))
+def test_predict_refuses_a_bad_batch_id(app, api, value):
+    response = api.predict(make_image_bytes(color=(1, 2, 3)), batch_id=value)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_batch_id"
     assert batch_ids(app) == []
 
 
-def test_nobody_adds_to_another_users_batch(app, client, token, auth):
+def test_nobody_adds_to_another_users_batch(app, client, api, auth):
     auth.logout()
     auth.register("bob")
     bobs = make_batch(app, user_id(app, "bob"), "bob's")
-    response = predict(client, token, bobs, (1, 2, 3))
+    response = api.predict(make_image_bytes(color=(1, 2, 3)), batch_id=str(bobs))
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_batch_id"
     assert batch_ids(app) == []

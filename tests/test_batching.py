@@ -14,13 +14,11 @@ from app import create_app
 from app.config import TestingConfig
 from app.inference import Batcher
 from app.inference import ModelUnavailable
-from app.inference import build_classifier
-from app.inference.openvino_runtime import converted_model_path
-from app.inference.weights import parse_weights
 from app.model_service import model_service
-from tests.conftest import bearer
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import load_classifier
+from tests.helpers import make_image_bytes
+from tests.helpers import photo
 
 POISON = -1.0
 
@@ -159,30 +157,12 @@ def test_shutdown_finishes_what_is_queued_then_refuses():
 # The real network ------------------------------------------------------------
 
 
-def photo(seed: int, size=(400, 300)) -> bytes:
-    """A different photo-like JPEG per seed."""
-    image = gradient_image(size).rotate(seed * 37, expand=False)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88 + seed % 5)
-    return buffer.getvalue()
-
-
-def load(model_cache_dir, precision: str, **batching):
-    model = build_classifier(
-        "random",
-        model_cache_dir=model_cache_dir,
-        openvino_precision=precision,
-        converted_model=converted_model_path(model_cache_dir, parse_weights("random")),
-        **batching,
-    )
-    model.load()
-    return model
-
-
 @pytest.fixture(scope="module")
 def batched_classifier(classifier, model_cache_dir):
     """The same f32 model as ``classifier``, behind a batcher."""
-    model = load(model_cache_dir, "f32", batch_max_size=4, batch_max_delay_ms=50)
+    model = load_classifier(
+        model_cache_dir, "f32", batch_max_size=4, batch_max_delay_ms=50
+    )
     yield model
     model.close()
 
@@ -201,8 +181,10 @@ def assert_same_top5(batched, alone, tolerance=1e-4):
 def test_threads_get_their_own_results_from_the_real_network(
     classifier, model_cache_dir, precision
 ):
-    alone_model = load(model_cache_dir, precision)
-    batched = load(model_cache_dir, precision, batch_max_size=4, batch_max_delay_ms=50)
+    alone_model = load_classifier(model_cache_dir, precision)
+    batched = load_classifier(
+        model_cache_dir, precision, batch_max_size=4, batch_max_delay_ms=50
+    )
     images = [classifier.decode(photo(seed)) for seed in range(8)]
     alone = [alone_model.classify([image]).predictions[0] for image in images]
     results: list = [None] * len(images)

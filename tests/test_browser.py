@@ -25,9 +25,9 @@ import pytest
 from PIL import Image
 
 from devtools.server import ROOT
-from tests.conftest import PASSWORD
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import PASSWORD
+from tests.helpers import gradient_image
+from tests.helpers import make_image_bytes
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

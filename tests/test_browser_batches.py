@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from devtools.server import flask_cli
-from tests.conftest import make_image_bytes
+from tests.helpers import make_image_bytes
 from tests.test_browser import CHROMIUM
 from tests.test_browser import LABELS
 from tests.test_browser import PHONE

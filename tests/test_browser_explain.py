@@ -140,7 +140,7 @@ def test_why_on_the_results_cards_and_a_phone(page, new_page):  # noqa: F811
     phone = new_page(viewport=PHONE, is_mobile=True, has_touch=True)
     phone.goto("/login")
     phone.page.get_by_label("Username").fill(username)
-    from tests.conftest import PASSWORD
+    from tests.helpers import PASSWORD
 
     phone.page.get_by_label("Password").fill(PASSWORD)
     phone.page.get_by_role("button", name="Sign in").click()

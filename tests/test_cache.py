@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import io
-
 import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Prediction
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import ApiClient
+from tests.helpers import AuthActions
+from tests.helpers import make_image_bytes
 
 PHOTO = make_image_bytes("JPEG", size=(500, 400), color=(90, 160, 20))
 
 
-def predict(client, token, *images, **fields):
-    files = [(io.BytesIO(data), f"img{i}.jpg") for i, data in enumerate(images)]
-    return client.post(
-        "/predict",
-        data={"image": files, **fields},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
-
-
-def test_second_upload_of_same_bytes_is_a_cache_hit(client, token, app):
-    first = predict(client, token, PHOTO)
-    second = predict(client, token, PHOTO)
+def test_second_upload_of_same_bytes_is_a_cache_hit(api, app):
+    first = api.predict(PHOTO)
+    second = api.predict(PHOTO)
     one, two = first.get_json()["results"][0], second.get_json()["results"][0]
     assert one["cached"] is False and two["cached"] is True
     assert two["predictions"] == one["predictions"]
@@ -41,35 +30,30 @@ def test_second_upload_of_same_bytes_is_a_cache_hit(client, token, app):
         assert rows[1].thumbnail_id == rows[0].thumbnail_id
 
 
-def test_cache_hit_skips_decoding_and_inference(client, token, classifier, monkeypatch):
-    predict(client, token, PHOTO)
+def test_cache_hit_skips_decoding_and_inference(api, classifier, monkeypatch):
+    api.predict(PHOTO)
 
     def fail(*args, **kwargs):
         raise AssertionError("decoded or classified despite a cache hit")
 
     monkeypatch.setattr(classifier, "decode", fail)
     monkeypatch.setattr(classifier, "classify", fail)
-    response = predict(client, token, PHOTO)
+    response = api.predict(PHOTO)
     assert response.status_code == 200
     assert response.get_json()["results"][0]["cached"] is True
 
 
-def test_cache_answers_only_the_same_user_unless_shared(client, token, auth, app):
+def test_cache_answers_only_the_same_user_unless_shared(api, auth, app):
     """Another user's identical upload is no hit: a hit would tell bob that
     someone sent alice's private photo before (issue 14)."""
-    predict(client, token, PHOTO)
+    api.predict(PHOTO)
     other = app.test_client()
-    from tests.conftest import AuthActions
-
     bob = AuthActions(other)
     bob.register("bob")
 
     def bob_predicts(data):
-        response = other.post(
-            "/predict",
-            data={"image": [(io.BytesIO(data), "mine.jpg")]},
-            headers={"X-CSRFToken": bob.page_csrf_token()},
-            content_type="multipart/form-data",
+        response = ApiClient(other).predict(
+            (data, "mine.jpg"), headers={"X-CSRFToken": bob.page_csrf_token()}
         )
         return response, response.get_json()["results"][0]
 
@@ -79,7 +63,7 @@ def test_cache_answers_only_the_same_user_unless_shared(client, token, auth, app
     # A deployment that opts in shares the cache across users.
     app.config["RESULT_CACHE_SHARED"] = True
     other_photo = make_image_bytes("JPEG", size=(500, 400), color=(9, 16, 200))
-    first = predict(client, token, other_photo)
+    first = api.predict(other_photo)
     assert first.get_json()["results"][0]["cached"] is False
     response, result = bob_predicts(other_photo)
     assert result["cached"] is True and result["filename"] == "mine.jpg"
@@ -87,10 +71,10 @@ def test_cache_answers_only_the_same_user_unless_shared(client, token, auth, app
     assert result["id"] in [item["id"] for item in listing["items"]]
 
 
-def test_mixed_batch_runs_only_new_images_and_keeps_order(client, token):
-    predict(client, token, PHOTO)
+def test_mixed_batch_runs_only_new_images_and_keeps_order(api):
+    api.predict(PHOTO)
     fresh = make_image_bytes("PNG", color=(1, 2, 250))
-    response = predict(client, token, fresh, PHOTO)
+    response = api.predict(fresh, PHOTO)
     body = response.get_json()
     assert [r["cached"] for r in body["results"]] == [False, True]
     assert [r["filename"] for r in body["results"]] == ["img0.jpg", "img1.jpg"]
@@ -98,17 +82,16 @@ def test_mixed_batch_runs_only_new_images_and_keeps_order(client, token):
     assert 'cache;desc="1/2"' in response.headers["Server-Timing"]
 
 
-def test_other_model_or_more_labels_is_a_miss(client, token, classifier, monkeypatch):
-    predict(client, token, PHOTO)
+def test_other_model_or_more_labels_is_a_miss(api, classifier, monkeypatch):
+    api.predict(PHOTO)
     assert (
-        predict(client, token, PHOTO, top_k="8").get_json()["results"][0]["cached"]
-        is False
+        api.predict(PHOTO, top_k="8").get_json()["results"][0]["cached"] is False
     )  # stored 5 labels cannot answer top 8
     monkeypatch.setattr(classifier, "fingerprint", "other-weights/openvino-f32")
-    assert predict(client, token, PHOTO).get_json()["results"][0]["cached"] is False
+    assert api.predict(PHOTO).get_json()["results"][0]["cached"] is False
 
 
-def test_cache_can_be_turned_off(client, token, app):
+def test_cache_can_be_turned_off(api, app):
     app.config["RESULT_CACHE"] = False
-    predict(client, token, PHOTO)
-    assert predict(client, token, PHOTO).get_json()["results"][0]["cached"] is False
+    api.predict(PHOTO)
+    assert api.predict(PHOTO).get_json()["results"][0]["cached"] is False

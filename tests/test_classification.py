@@ -1,4 +1,4 @@
-"""Pages and API share one classification path (app/services/classification.py): the
+"""Pages and API share one classification path (app/web/classify.py): the
 same refusals, the same metrics, the same request-log figures."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.test_metrics import scrape
-from tests.test_metrics import value
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
+from tests.helpers import scrape
+from tests.helpers import value
 
 
 def page_upload(client, auth, data: bytes, accept: str = "text/html", **fields):

@@ -13,7 +13,7 @@ from app.inference import WeightsUnavailable
 from app.inference import build_classifier
 from app.inference import load_labels
 from app.inference import parse_weights
-from tests.conftest import make_image_bytes
+from tests.helpers import make_image_bytes
 
 
 def test_scores_are_sorted_softmax_probabilities(classifier):
@@ -43,6 +43,7 @@ def test_batch_keeps_input_order_and_matches_single_calls(classifier):
     assert [p.score for p in batch[0]] != [p.score for p in batch[1]]
 
 
+@pytest.mark.slow
 def test_random_weights_are_the_same_in_every_process(classifier):
     other = build_classifier("random", backend="tensorflow")
     other.load()
@@ -95,6 +96,7 @@ def test_weights_setting_accepts_keywords_and_existing_files(tmp_path):
         parse_weights(str(tmp_path / "missing.h5"))
 
 
+@pytest.mark.slow
 def test_weights_file_round_trip(keras_classifier, tmp_path):
     """A weights file saved from the model loads into an identical network."""
     classifier = keras_classifier

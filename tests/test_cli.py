@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -46,6 +47,7 @@ def test_create_token_for_unknown_user_fails(runner):
     assert result.exit_code != 0 and "No user named" in result.output
 
 
+@pytest.mark.slow
 def test_missing_imagenet_weights_explain_what_to_do(tmp_path, monkeypatch):
     # An empty Keras cache and a proxy that refuses connections: offline, always.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))

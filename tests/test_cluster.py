@@ -43,10 +43,10 @@ from devtools.server import PASSWORD
 from devtools.server import children
 from devtools.server import free_port
 from devtools.server import start_server
-from tests.test_metrics import parse_exposition
-from tests.test_metrics import value
+from tests.helpers import parse_exposition
+from tests.helpers import value
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")

@@ -15,9 +15,12 @@ from app.config import TestingConfig
 from app.config import check_settings
 from app.config import config_from_env
 from app.config import settings_of
+from app.config import sqlite_synchronous
 from app.inference import WeightsUnavailable
 from app.inference import ensure_converted
+from app.inference import parse_precision
 from app.inference import parse_weights
+from app.inference import resolve_backend
 from app.model_service import EXTENSION_KEY
 
 
@@ -101,5 +104,41 @@ def test_one_validator_names_each_bad_setting(setting, value):
         create_app(type("Config", (TestingConfig,), {setting: value}))
 
 
-def test_the_defaults_pass_the_validator():
-    check_settings(settings_of(Config))
+# Where each checked setting ends up: the model service's settings, or app.config.
+CHECKED = {
+    "SQLITE_SYNCHRONOUS": None,
+    "INFERENCE_BACKEND": "backend",
+    "OPENVINO_PRECISION": "openvino_precision",
+    "BATCH_MAX_SIZE": "batch_max_size",
+    "BATCH_MAX_DELAY_MS": "batch_max_delay_ms",
+}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        (None, None),  # every default as it is
+        ("SQLITE_SYNCHRONOUS", " full "),
+        ("INFERENCE_BACKEND", "OpenVINO"),
+        ("OPENVINO_PRECISION", "F32"),
+        ("BATCH_MAX_SIZE", 1),
+        ("BATCH_MAX_DELAY_MS", 0),
+    ],
+)
+def test_the_defaults_and_the_edge_values_reach_the_model_as_given(setting, value):
+    """What the validator accepts (the defaults, any case and spacing, the
+    smallest batch and delay) starts an app whose model gets the value."""
+    overrides = {setting: value} if setting else {}
+    check_settings({**settings_of(Config), **overrides})  # raises if refused
+    app = create_app(type("Config", (TestingConfig,), overrides))
+    expected = {**settings_of(TestingConfig), **overrides}
+    service = app.extensions[EXTENSION_KEY]
+    for name, key in CHECKED.items():
+        got = service._settings[key] if key else app.config[name]
+        assert got == expected[name], name
+
+
+def test_accepted_spellings_mean_the_canonical_value():
+    assert sqlite_synchronous(" full ") == "FULL"
+    assert resolve_backend(" OpenVINO ") == "openvino"
+    assert parse_precision("F32") == "f32"

@@ -17,7 +17,7 @@ import requests
 from app.http.connections import CountingInput
 from app.http.connections import unread_bytes
 from devtools.photos import photo_jpeg
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 BIG = b"\xff\xd8" + b"x" * (256 * 1024)  # past Gunicorn's own 64 KiB drain
 

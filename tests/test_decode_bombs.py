@@ -24,10 +24,11 @@ from app.config import TestingConfig
 from app.inference import DecodeBusy
 from app.inference import ImageTooComplex
 from app.inference import ImageTooLarge
-from app.inference.images import MAX_JPEG_SCANS
-from app.inference.images import MemoryBudget
-from app.inference.images import count_jpeg_scans
+from app.inference.decode_limits import MAX_JPEG_SCANS
+from app.inference.decode_limits import MemoryBudget
+from app.inference.decode_limits import count_jpeg_scans
 from app.inference.images import decode_image
+from app.inference.images import exif_orientation
 from app.model_service import EXTENSION_KEY
 from devtools import decode_bombs
 from devtools.decode_bombs import jpeg_segment
@@ -142,6 +143,7 @@ def test_tiny_palette_png_with_transparency_decodes_in_little_memory():
     assert peak["growth_mib"] < 100, peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(decode_bombs.CASES))
 def test_memory_estimate_bounds_the_measured_peak(case):
     """The budget holds only if each decode's estimate is an upper bound."""
@@ -290,3 +292,34 @@ def test_budget_settings_reach_the_classifier(monkeypatch):
     assert classifier.decode_memory.limit_bytes == 64 * 2**20
     with pytest.raises(ImageTooComplex):
         classifier.decode(progressive_jpeg_bomb(64, 8))
+
+
+def png_with_orientation(orientation: int | None) -> Image.Image:
+    """A PNG, with an eXIf chunk (before the image data) when ``orientation``."""
+    buffer = io.BytesIO()
+    options = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        options["exif"] = exif
+    Image.new("RGBA", (300, 200), (1, 2, 3, 4)).save(buffer, "PNG", **options)
+    return Image.open(buffer)
+
+
+@pytest.mark.parametrize(("orientation", "expected"), [(None, 1), (6, 6), (3, 3)])
+def test_a_pngs_orientation_is_read_without_decoding_its_pixels(orientation, expected):
+    """Pillow's PNG getexif() loads every pixel when the header has no eXIf:
+    outside the memory budget, at full size (4 hostile PNGs took a worker past
+    twice its budget)."""
+    image = png_with_orientation(orientation)
+    assert exif_orientation(image) == expected
+    assert image.tile, "the pixels were decoded to read the orientation"
+
+
+def test_a_png_rotated_by_its_exif_arrives_upright():
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(buffer, "PNG", exif=exif)
+    decoded = decode_image(buffer.getvalue(), max_pixels=40_000_000)
+    assert (decoded.width, decoded.height) == (200, 300)

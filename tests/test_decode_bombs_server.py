@@ -22,13 +22,9 @@ from devtools.server import reset_peak_rss
 pytestmark = pytest.mark.server
 
 MEMORY_BUDGET_MB = 256
-# The reservations never overlap past the budget (a 100 MB budget refuses
-# the RGBA PNG's 192 MB), yet the worker's peak under these four at once
-# was +394..409 MiB on 2026-12-08 against +170 MiB for the same files one
-# at a time: memory a finished decode freed is not back before the next one
-# allocates (not glibc's arenas: MALLOC_ARENA_MAX=1 gave the same). Until
-# that is explained, the bound is twice the budget (the old code: ~2.3 GB).
-PEAK_GROWTH_LIMIT_MIB = 2 * MEMORY_BUDGET_MB
+# Before the fix this was +394..409 MiB: reading a PNG's EXIF orientation
+# made Pillow load every pixel, before the reservation and at full size.
+PEAK_GROWTH_LIMIT_MIB = MEMORY_BUDGET_MB
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,28 @@ checked for what matters (probes, limits, ports, images); ``nginx -t`` and
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from app import __version__
+from app import create_app
 from app.config import Config
+from app.config import TestingConfig
+from app.inference import resolve_backend
 from app.observability import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +40,8 @@ APP_PORT = 8000
 GUNICORN_TIMEOUT = 60  # gunicorn.conf.py's default
 WORKER_RSS_MIB = 360  # measured: one OpenVINO worker (docs/deployment.md)
 MASTER_RSS_MIB = 80  # measured: the Gunicorn master, no model
+# The PATH that python:*-slim images set (what `ENV PATH=...:$PATH` extends).
+BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def size_bytes(value: str) -> int:
@@ -53,71 +63,192 @@ def cpus(value) -> float:
 # Dockerfile and .dockerignore
 
 
-def dockerfile_stages() -> list[list[str]]:
-    """Instructions per stage, continuation lines joined."""
+@dataclass
+class Stage:
+    """One ``FROM`` of the Dockerfile: its name, its base as written, and its
+    instructions as ``(KEYWORD, arguments)`` with continuation lines joined."""
+
+    name: str
+    base: str
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def args_of(self, keyword: str) -> list[str]:
+        return [args for word, args in self.lines if word == keyword]
+
+    def env(self, build_args: dict[str, str]) -> dict[str, str]:
+        """Its ``ENV`` settings, build arguments substituted."""
+        settings: dict[str, str] = {}
+        for args in self.args_of("ENV"):
+            for pair in args.split():
+                name, _, value = pair.partition("=")
+                settings[name] = substitute(value, build_args)
+        return settings
+
+    def copies(self) -> list[tuple[str | None, list[str], str]]:
+        """Its ``COPY``s as ``(--from stage or None, sources, destination)``."""
+        found = []
+        for args in self.args_of("COPY"):
+            words = args.split()
+            flags = [w for w in words if w.startswith("--")]
+            paths = [w for w in words if not w.startswith("--")]
+            source_stage = next(
+                (f.removeprefix("--from=") for f in flags if f.startswith("--from=")),
+                None,
+            )
+            found.append((source_stage, paths[:-1], paths[-1]))
+        return found
+
+
+def dockerfile() -> tuple[dict[str, str], list[Stage]]:
+    """The global build arguments (name -> default) and the stages."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    stages: list[list[str]] = []
+    build_args: dict[str, str] = {}
+    stages: list[Stage] = []
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if line.upper().startswith("FROM "):
-            stages.append([])
-        if stages:
-            stages[-1].append(line)
-    return stages
+        keyword, _, rest = line.partition(" ")
+        keyword, rest = keyword.upper(), rest.strip()
+        if keyword == "FROM":
+            base, _, name = rest.partition(" AS ")
+            stages.append(Stage(name.strip(), base.strip()))
+        elif stages:
+            stages[-1].lines.append((keyword, rest))
+        elif keyword == "ARG":
+            name, _, default = rest.partition("=")
+            build_args[name] = default
+    return build_args, stages
 
 
-def stage_named(name: str) -> list[str]:
-    (stage,) = [s for s in dockerfile_stages() if s[0].endswith(f" AS {name}")]
-    return stage
+def substitute(text: str, build_args: dict[str, str]) -> str:
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)",
+        lambda m: build_args.get(m.group(1) or m.group(2), m.group(0)),
+        text,
+    )
 
 
-def test_dockerfile_is_multi_stage_slim_and_non_root():
-    stages = dockerfile_stages()
-    assert len(stages) >= 2
-    names = set()
-    for stage in stages:
-        base, _, name = stage[0].split(maxsplit=1)[1].partition(" AS ")
-        # FROM venv-${BACKEND}: a stage of this file for every backend.
-        for backend in BACKENDS:
-            resolved = base.replace("${BACKEND}", backend)
-            assert "-slim" in resolved or resolved in names, f"{base} is not slim"
-        names.add(name.strip())
-    final = stages[-1]
-    users = [line.split()[1] for line in final if line.startswith("USER ")]
-    assert users, "the runtime stage must switch to a non-root user"
-    assert users[-1].split(":")[0] not in ("root", "0")
-    assert not any("build-essential" in line or "gcc" in line for line in final)
+def built_from(stages: list[Stage], name: str, build_args: dict) -> list[Stage]:
+    """Stage ``name`` and the stages it is built on, the first base first."""
+    by_name = {stage.name: stage for stage in stages}
+    chain: list[Stage] = []
+    while name in by_name:
+        chain.insert(0, by_name[name])
+        name = substitute(by_name[name].base, build_args)
+    return chain
 
 
-def test_dockerfile_serves_openvino_without_tensorflow_by_default():
-    text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^ARG BACKEND=openvino$", text, re.M)
-    assert stage_named("venv")[0] == "FROM venv-${BACKEND} AS venv"
-    lean = " ".join(stage_named("venv-openvino"))
-    assert "requirements-serve.txt" in lean and "requirements.txt " not in lean
-    # The model is converted with TensorFlow at build time, in its own stage.
-    assert stage_named("model")[0].startswith("FROM venv-tensorflow ")
-    assert "COPY --from=venv /opt/venv /opt/venv" in dockerfile_stages()[-1]
-    assert "INFERENCE_BACKEND=${BACKEND}" in " ".join(dockerfile_stages()[-1])
+def runtime_venv_stages(backend: str) -> list[Stage]:
+    """The stages that build the virtual environment the runtime copies."""
+    build_args, stages = dockerfile()
+    runtime = stages[-1]
+    (venv,) = [
+        stage for stage, _, dest in runtime.copies() if stage and dest == "/opt/venv"
+    ]
+    return built_from(stages, venv, {**build_args, "BACKEND": backend})
+
+
+def pip_installed(chain: list[Stage]) -> list[str]:
+    """The repository's requirement files that ``pip install -r`` installs in
+    ``chain``: each ``-r`` names a file that a ``COPY`` of the chain put there
+    (so that the file's own ``-r`` lines find theirs next to it)."""
+    copied = {
+        PurePosixPath(dest).name: source
+        for stage in chain
+        for _, sources, dest in stage.copies()
+        for source in sources
+        if source.startswith("requirements")
+    }
+    installed = []
+    for stage in chain:
+        for run in stage.args_of("RUN"):
+            for wanted in re.findall(r"pip install -r (\S+)", run):
+                name = PurePosixPath(wanted).name
+                assert name in copied, f"{wanted} is installed but never copied"
+                installed.append(copied[name])
+    for source in installed:  # what a file includes is in the image too
+        for included in re.findall(r"^-r (\S+)", (ROOT / source).read_text(), re.M):
+            assert included in copied.values(), f"{source} needs {included}"
+    return installed
+
+
+def requirement_lines(path: Path) -> list[str]:
+    """The requirements of ``path`` and of the files it includes with ``-r``."""
+    lines = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            lines += requirement_lines(path.parent / line.split()[1])
+        elif line:
+            lines.append(line)
+    return lines
 
 
 def requirement_names(path: Path) -> set[str]:
+    return {
+        re.split(r"[\[=<>~]", line, maxsplit=1)[0].lower()
+        for line in requirement_lines(path)
+    }
+
+
+def test_dockerfile_is_multi_stage_slim_and_non_root():
+    build_args, stages = dockerfile()
+    assert len(stages) >= 2
     names = set()
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            names.add(re.split(r"[\[=<>~]", line, maxsplit=1)[0].lower())
-    return names
+    for stage in stages:
+        # FROM venv-${BACKEND}: a stage of this file for every backend.
+        for backend in BACKENDS:
+            base = substitute(stage.base, {**build_args, "BACKEND": backend})
+            assert "-slim" in base or base in names, f"{stage.base} is not slim"
+        names.add(stage.name)
+    final = stages[-1]
+    users = final.args_of("USER")
+    assert users, "the runtime stage must switch to a non-root user"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert not any(
+        "build-essential" in run or "gcc" in run for run in final.args_of("RUN")
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_backend_image_installs_exact_pins_and_serves_with_its_backend(backend):
+    chain = runtime_venv_stages(backend)
+    installed = pip_installed(chain)
+    serve = ["requirements-serve.txt"]
+    expected = {"openvino": serve, "tensorflow": [*serve, "requirements.txt"]}
+    assert installed == expected[backend]
+    for source in installed:
+        for line in requirement_lines(ROOT / source):
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), line
+    names = set().union(*(requirement_names(ROOT / source) for source in installed))
+    assert any(name.startswith("tensorflow") for name in names) == (
+        backend == "tensorflow"
+    )
+    build_args, stages = dockerfile()
+    runtime_env = stages[-1].env({**build_args, "BACKEND": backend})
+    assert resolve_backend(runtime_env["INFERENCE_BACKEND"]) == backend
+
+
+def test_the_default_image_is_the_lean_one_and_tensorflow_converts_the_model():
+    build_args, stages = dockerfile()
+    assert build_args["BACKEND"] == "openvino"
+    # The model is converted at build time, where TensorFlow is installed.
+    model = built_from(stages, "model", build_args)
+    names = set().union(
+        *(requirement_names(ROOT / source) for source in pip_installed(model))
+    )
+    assert "tensorflow-cpu" in names
+    copied_from_model = {stage for stage, _, _ in stages[-1].copies()} - {None}
+    assert "model" in copied_from_model
 
 
 def test_serving_requirements_have_no_tensorflow_and_are_in_the_full_set():
     serve = requirement_names(ROOT / "requirements-serve.txt")
     assert not {name for name in serve if name.startswith("tensorflow")}
     assert {"openvino", "gunicorn", "flask"} <= serve
-    full = (ROOT / "requirements.txt").read_text()
-    assert re.search(r"^-r requirements-serve\.txt$", full, re.M)
+    full = requirement_lines(ROOT / "requirements.txt")
+    assert set(requirement_lines(ROOT / "requirements-serve.txt")) <= set(full)
     assert "tensorflow-cpu" in requirement_names(ROOT / "requirements.txt")
 
 
@@ -148,76 +279,236 @@ def test_a_worker_on_the_openvino_path_imports_no_tensorflow(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_image_migrates_sqlite_at_start_and_leaves_postgresql_to_the_job():
-    final = dockerfile_stages()[-1]
-    (entrypoint,) = [line for line in final if line.startswith("ENTRYPOINT")]
-    assert json.loads(entrypoint[len("ENTRYPOINT") :]) == ["snapclass-entrypoint"]
-    assert (
-        "COPY deploy/docker-entrypoint.sh /usr/local/bin/snapclass-entrypoint" in final
+def fake_command(folder: Path, name: str, then_run_the_rest: bool = False) -> None:
+    """A ``name`` on PATH that logs its arguments (and, like flock, can run
+    the command that follows its first argument)."""
+    script = folder / name
+    body = f'echo "{name} $*" >> "$CALLS"\n'
+    if then_run_the_rest:
+        body += 'shift\nexec "$@"\n'
+    elif name == "flask":
+        body += 'exit "${FLASK_EXIT:-0}"\n'
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("env", "migrates"),
+    [
+        ({}, True),
+        ({"DATABASE_URL": "sqlite:////app/instance/snapclass.sqlite3"}, True),
+        ({"DATABASE_URL": "postgresql+psycopg://u@db:5432/snapclass"}, False),
+        ({"SNAPCLASS_MIGRATE": "0"}, False),
+    ],
+    ids=["no-database-url", "sqlite", "postgresql", "migrate-off"],
+)
+def test_the_image_entrypoint_migrates_sqlite_only_then_runs_the_command(
+    tmp_path, env, migrates
+):
+    build_args, stages = dockerfile()
+    final = stages[-1]
+    (entrypoint,) = final.args_of("ENTRYPOINT")
+    (command,) = json.loads(entrypoint)
+    # The entrypoint is the shipped script, copied onto the image's PATH.
+    ((source, dest),) = [
+        (sources[0], dest)
+        for stage, sources, dest in final.copies()
+        if stage is None and PurePosixPath(dest).name == command
+    ]
+    path_dirs = final.env({**build_args, "PATH": BASE_IMAGE_PATH})["PATH"].split(":")
+    assert str(PurePosixPath(dest).parent) in path_dirs
+    script = ROOT / source
+    assert script.stat().st_mode & 0o111
+    # Run it with flock and flask replaced by loggers.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_command(bin_dir, "flock", then_run_the_rest=True)
+    fake_command(bin_dir, "flask")
+    calls = tmp_path / "calls"
+    base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls)}
+    result = subprocess.run(
+        [str(script), "sh", "-c", 'echo "served $*" >> "$CALLS"', "-", "x"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
-    script = (DEPLOY / "docker-entrypoint.sh").read_text()
-    assert (DEPLOY / "docker-entrypoint.sh").stat().st_mode & 0o111
-    # Only on SQLite, one container at a time, and the command runs after it.
-    assert re.search(r'case "\$\{DATABASE_URL:-sqlite:\}" in\s+sqlite:\*\)', script)
-    assert "flock /app/instance/.migrate.lock flask db upgrade" in script
-    assert script.rstrip().endswith('exec "$@"')
-    ignored = (ROOT / ".dockerignore").read_text().splitlines()
-    assert "!deploy/docker-entrypoint.sh" in ignored
+    assert result.returncode == 0, result.stderr
+    migration = [
+        "flock /app/instance/.migrate.lock flask db upgrade",
+        "flask db upgrade",
+    ]
+    ran = calls.read_text().splitlines()
+    assert ran == ([*migration, "served x"] if migrates else ["served x"])
+    # A failed migration stops the container before the command runs.
+    if migrates:
+        calls.unlink()
+        failed = subprocess.run(
+            [str(script), "sh", "-c", 'echo served >> "$CALLS"'],
+            env={**base, **env, "FLASK_EXIT": "3"},
+            capture_output=True,
+            timeout=30,
+        )
+        assert failed.returncode == 3
+        assert calls.read_text().splitlines() == migration
 
 
 def test_image_runs_alone_and_compose_and_kubernetes_say_production(compose, manifests):
     """The image has no SNAPCLASS_ENV (it runs alone on SQLite); the stacks
     that share PostgreSQL set production, which requires SECRET_KEY and
     DATABASE_URL."""
-    assert "SNAPCLASS_ENV" not in " ".join(dockerfile_stages()[-1])
+    build_args, stages = dockerfile()
+    assert "SNAPCLASS_ENV" not in stages[-1].env(build_args)
     assert compose["services"]["app"]["environment"]["SNAPCLASS_ENV"] == "production"
     assert one(manifests, "ConfigMap")["data"]["SNAPCLASS_ENV"] == "production"
 
 
 def test_image_start_writes_only_tmp_and_instance():
-    """Gunicorn's control socket under /tmp (not $HOME, /app, which is not
-    writable), and OpenVINO's telemetry declined at build time."""
-    final = " ".join(dockerfile_stages()[-1])
-    assert "XDG_RUNTIME_DIR=/tmp " in final
-    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/" in final
-    assert "HOME=/app /opt/venv/bin/opt_in_out --opt_out" in final
+    """What the app and Gunicorn write at start is under /tmp (Gunicorn's
+    control socket, the metrics files) or /app/instance, the one folder the
+    image's user owns; OpenVINO's telemetry is declined in the user's home."""
+    build_args, stages = dockerfile()
+    final = stages[-1]
+    env = final.env(build_args)
+    for name in ("XDG_RUNTIME_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        assert PurePosixPath(env[name]).is_relative_to("/tmp"), name
+    (workdir,) = final.args_of("WORKDIR")
+    owned = re.findall(r"chown \S+ (\S+)", " ".join(final.args_of("RUN")))
+    assert owned == [f"{workdir}/instance"]
+    (useradd,) = [run for run in final.args_of("RUN") if "useradd" in run]
+    home = re.search(r"--home-dir (\S+)", useradd).group(1)
+    assert any(
+        run.startswith(f"HOME={home} ") and "opt_in_out --opt_out" in run
+        for run in final.args_of("RUN")
+    )
 
 
-def test_dockerfile_fetches_weights_behind_a_build_arg():
-    text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^ARG FETCH_MODEL=", text, re.M)
-    assert "flask fetch-model" in text
-    assert re.search(r'if \[ "\$FETCH_MODEL" = "1" \]', text)
+def test_every_build_argument_a_stage_uses_is_declared_in_it():
+    """An ARG before the first FROM is only seen by FROM lines; a stage that
+    uses one (FETCH_MODEL, MODEL_WEIGHTS, BACKEND...) must declare it again,
+    or it is silently empty there."""
+    build_args, stages = dockerfile()
+    for stage in stages:
+        for name in re.findall(r"\$\{?(\w+)", stage.base):
+            assert name in build_args, f"FROM {stage.base}: {name}"
+    inherited: dict[str, set[str]] = {}
+    for stage in stages:
+        known = {"PATH", "HOME"} | inherited.get(stage.base, set())
+        for word, args in stage.lines:
+            if word in ("RUN", "ENV", "COPY", "WORKDIR", "USER"):
+                used = set(re.findall(r"\$\{?(\w+)", args))
+                assert used <= known, (
+                    f"{stage.name}: {word} {args[:60]}: {used - known}"
+                )
+            if word == "ARG":
+                known.add(args.partition("=")[0])
+            if word == "ENV":
+                known |= {pair.partition("=")[0] for pair in args.split()}
+        inherited[stage.name] = known
+    # The weights download is behind the FETCH_MODEL build argument.
+    (fetch,) = [
+        run for stage in stages for run in stage.args_of("RUN") if "fetch-model" in run
+    ]
+    assert re.search(r'if \[ "\$FETCH_MODEL" = "1" \]', fetch)
 
 
-def test_dockerfile_runs_gunicorn_with_a_healthcheck_on_healthz():
-    final = dockerfile_stages()[-1]
-    health = [line for line in final if line.startswith("HEALTHCHECK")]
-    assert health and "/healthz" in health[0]
-    assert f"127.0.0.1:{APP_PORT}" in health[0]
-    assert f"EXPOSE {APP_PORT}" in final
-    (cmd,) = [line for line in final if line.startswith("CMD")]
-    assert json.loads(cmd[3:]) == ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+def test_dockerfile_runs_gunicorn_with_its_config_and_a_healthcheck_on_healthz():
+    build_args, stages = dockerfile()
+    final = stages[-1]
+    env = final.env(build_args)
+    (cmd,) = final.args_of("CMD")
+    assert json.loads(cmd) == ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+    # The files the command names are copied next to each other in WORKDIR.
+    copied = {
+        PurePosixPath(source).name
+        for stage, sources, dest in final.copies()
+        if stage is None and dest in ("./", ".")
+        for source in sources
+    }
+    assert {"gunicorn.conf.py", "wsgi.py"} <= copied
+    assert "gunicorn" in requirement_names(ROOT / "requirements-serve.txt")
+    # With the image's HOST and PORT, gunicorn.conf.py binds the exposed port.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "ns = {'__file__': 'gunicorn.conf.py'}\n"
+            "exec(open('gunicorn.conf.py').read(), ns)\n"
+            "print(ns['bind'])",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "HOST": env["HOST"], "PORT": env["PORT"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == f"0.0.0.0:{APP_PORT}"
+    assert final.args_of("EXPOSE") == [str(APP_PORT)]
+    # The health check asks for a route the app answers without a sign-in.
+    (health,) = final.args_of("HEALTHCHECK")
+    (url,) = re.findall(r"http://[^'\"]+", health)
+    parts = urlsplit(url)
+    assert (parts.hostname, parts.port) == ("127.0.0.1", APP_PORT)
+    app = create_app(TestingConfig)
+    assert app.test_client().get(parts.path).get_json() == {"status": "ok"}
 
 
-def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored():
-    ignored = [
+def dockerignore_patterns() -> list[str]:
+    return [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for needed in ("app", "migrations", "templates", "static", "wsgi.py"):
-        assert needed not in ignored
-    assert "requirements-serve.txt" not in ignored
-    for private in (".venv", "instance", ".git", "tests", "*.sqlite3"):
-        assert private in ignored
-    for stage in dockerfile_stages():
-        for line in stage:
-            if line.startswith("COPY ") and "--from=" not in line:
-                sources = [p for p in line.split()[1:-1] if not p.startswith("--")]
-                for source in sources:
-                    assert (ROOT / source).exists(), source
-                    assert source not in ignored, source
+
+
+def dockerignored(path: str) -> bool:
+    """Whether Docker leaves ``path`` out of the build context: the last
+    pattern that matches the path or a folder above it decides, ``!`` keeps."""
+    parts = PurePosixPath(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in dockerignore_patterns():
+        keep = pattern.startswith("!")
+        pattern = pattern.removeprefix("!")
+        options = {pattern, pattern.removeprefix("**/")}
+        if any(fnmatch.fnmatchcase(c, p) for c in candidates for p in options):
+            ignored = not keep
+    return ignored
+
+
+def test_dockerfile_copies_only_files_that_exist_and_are_in_the_context():
+    """Every file a COPY needs is in the build context; nothing private is."""
+    _, stages = dockerfile()
+    for stage in stages:
+        for source_stage, sources, _ in stage.copies():
+            if source_stage:
+                continue
+            for source in sources:
+                assert (ROOT / source).exists(), source
+                files = (
+                    [ROOT / source]
+                    if (ROOT / source).is_file()
+                    else [
+                        p
+                        for p in (ROOT / source).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts
+                    ]
+                )
+                for file in files:
+                    relative = file.relative_to(ROOT).as_posix()
+                    assert not dockerignored(relative), relative
+    for private in (
+        ".venv/bin/python",
+        ".git/config",
+        "instance/snapclass.sqlite3",
+        "instance/secret_key",
+        "deploy/k8s/secret.yaml",
+        "tests/conftest.py",
+        "snapclass.sqlite3",
+        "app/__pycache__/models.cpython-311.pyc",
+    ):
+        assert dockerignored(private), private
 
 
 # --------------------------------------------------------------------------

@@ -3,7 +3,6 @@ weights), through the batching loop, stored, and in the API."""
 
 from __future__ import annotations
 
-import io
 import threading
 
 import numpy as np
@@ -16,9 +15,8 @@ from app.http.params import parse_bool
 from app.inference import build_classifier
 from app.inference.cam import activation_maps
 from app.inference.cam import normalise
-from tests.conftest import bearer
-from tests.test_batching import load
-from tests.test_batching import photo
+from tests.helpers import load_classifier
+from tests.helpers import photo
 
 # f32: mean(CAM_c) + b_c equals the logit to float32 accumulation error.
 RELATIVE = 1e-3
@@ -67,6 +65,7 @@ def any_classifier(request, classifier, keras_classifier):
     return classifier if request.param == "openvino" else keras_classifier
 
 
+@pytest.mark.slow
 def test_maps_are_exact_the_mean_plus_bias_is_the_logit(any_classifier):
     model = any_classifier
     assert model.explains
@@ -88,6 +87,7 @@ def test_maps_are_exact_the_mean_plus_bias_is_the_logit(any_classifier):
             )
 
 
+@pytest.mark.slow
 def test_openvino_and_keras_give_the_same_maps(classifier, keras_classifier):
     if classifier.info.backend != "openvino":
         pytest.skip("OpenVINO is not installed")
@@ -115,6 +115,7 @@ def concurrently(model, decoded):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["openvino", "tensorflow"])
 def test_each_request_gets_its_own_maps_through_the_batching_loop(
     classifier, keras_classifier, model_cache_dir, backend
@@ -123,7 +124,9 @@ def test_each_request_gets_its_own_maps_through_the_batching_loop(
         if classifier.info.backend != "openvino":
             pytest.skip("OpenVINO is not installed")
         alone_model = classifier
-        batched = load(model_cache_dir, "f32", batch_max_size=4, batch_max_delay_ms=50)
+        batched = load_classifier(
+            model_cache_dir, "f32", batch_max_size=4, batch_max_delay_ms=50
+        )
     else:
         alone_model = keras_classifier
         batched = build_classifier(
@@ -222,15 +225,6 @@ def test_parse_bool_refuses_anything_else(value):
 # The API -------------------------------------------------------------------------
 
 
-def predict(client, token, data: bytes, **fields):
-    return client.post(
-        "/predict",
-        data={"image": (io.BytesIO(data), "photo.jpg"), **fields},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
-
-
 def assert_explanation(result: dict) -> None:
     explanation = result["explanation"]
     assert explanation["size"] == [7, 7]
@@ -242,22 +236,22 @@ def assert_explanation(result: dict) -> None:
         assert values.min() == 0.0 and values.max() == 1.0
 
 
-def test_predict_explain_true_adds_the_maps_and_false_leaves_them_out(client, token):
-    body = predict(client, token, photo(1), explain="true").get_json()
+def test_predict_explain_true_adds_the_maps_and_false_leaves_them_out(api):
+    body = api.predict(photo(1), explain="true").get_json()
     (result,) = body["results"]
     assert_explanation(result)
-    plain = predict(client, token, photo(2), explain="0").get_json()["results"][0]
+    plain = api.predict(photo(2), explain="0").get_json()["results"][0]
     assert "explanation" not in plain
     # Stored with the prediction: the API gives them back when asked.
     url = f"/api/predictions/{result['id']}"
-    stored = client.get(url + "?explain=1", headers=bearer(token)).get_json()
+    stored = api.get(url + "?explain=1").get_json()
     assert stored["explanation"] == result["explanation"]
-    assert "explanation" not in client.get(url, headers=bearer(token)).get_json()
+    assert "explanation" not in api.get(url).get_json()
 
 
-def test_a_cache_hit_copies_the_maps_of_its_labels(client, token):
-    first = predict(client, token, photo(3), explain="true").get_json()["results"][0]
-    again = predict(client, token, photo(3), explain="true", top_k="2").get_json()
+def test_a_cache_hit_copies_the_maps_of_its_labels(api):
+    first = api.predict(photo(3), explain="true").get_json()["results"][0]
+    again = api.predict(photo(3), explain="true", top_k="2").get_json()
     (hit,) = again["results"]
     assert hit["cached"] is True
     labels = [p["label"] for p in first["predictions"][:2]]
@@ -267,11 +261,11 @@ def test_a_cache_hit_copies_the_maps_of_its_labels(client, token):
 
 
 @pytest.mark.parametrize("value", ["yes", "TRUE", "2"])
-def test_a_bad_explain_is_a_400_invalid_explain(client, token, value):
-    response = predict(client, token, photo(4), explain=value)
+def test_a_bad_explain_is_a_400_invalid_explain(api, value):
+    response = api.predict(photo(4), explain=value)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_explain"
-    response = client.get(f"/api/predictions/1?explain={value}", headers=bearer(token))
+    response = api.get(f"/api/predictions/1?explain={value}")
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_explain"
 
@@ -282,7 +276,7 @@ BF16_RELATIVE = 2e-2
 
 
 def test_the_identity_holds_at_bf16_within_its_tolerance(model_cache_dir):
-    model = load(model_cache_dir, "bf16")
+    model = load_classifier(model_cache_dir, "bf16")
     if model.info.precision != "bf16":
         pytest.skip("this CPU has no native bf16")
     result = model.classify(images(model, 3), top_k=5)

@@ -20,7 +20,7 @@ from devtools.fault_run.runs import run_sqlite
 from devtools.fault_run.scenario import Timing
 from devtools.server import ROOT
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 ON_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
 

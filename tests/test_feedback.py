@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Prediction
 from app.models import User
-from tests.conftest import bearer
-from tests.test_history import add_prediction
-from tests.test_history import history
-from tests.test_history import shown_filenames
-from tests.test_history import user_id
+from tests.helpers import add_prediction
+from tests.helpers import bearer
+from tests.helpers import history
+from tests.helpers import shown_filenames
+from tests.helpers import user_id
 
 
 def put(client, prediction_id, body, token=None, headers=None):

@@ -147,6 +147,7 @@ def rss_limit_mb(budget_mb: int) -> int:
     return own_peak_mb + budget_mb
 
 
+@pytest.mark.slow
 def test_decode_image_survives_fuzzing(tmp_path):
     """FUZZ_SECONDS of atheris: only valid results or our three errors."""
     pytest.importorskip("atheris", reason="atheris is pinned in requirements-dev")

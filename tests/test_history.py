@@ -15,66 +15,17 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
-from app.services.storage import thumbnail_id
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-
-NOW = datetime.now(UTC)
-
-
-def user_id(app, username: str = "alice") -> int:
-    with app.app_context():
-        return db.session.scalar(sa.select(User.id).where(User.username == username))
-
-
-def add_prediction(
-    app,
-    owner: int,
-    *,
-    label: str = "tabby",
-    score: float = 0.5,
-    filename: str = "photo.jpg",
-    created_at: datetime | None = None,
-) -> int:
-    """A stored prediction, made directly so labels, scores and dates are known."""
-    with app.app_context():
-        row = Prediction(
-            user_id=owner,
-            sha256="0" * 64,
-            filename=filename,
-            mime_type="image/jpeg",
-            size_bytes=1234,
-            width=320,
-            height=240,
-            label_scores=[
-                {"class_id": 1, "wnid": "n0", "label": label, "score": score},
-                {"class_id": 2, "wnid": "n1", "label": "other", "score": score / 2},
-            ],
-            top_label=label,
-            top_score=score,
-            model_name="resnet50",
-            weights="random",
-            backend="openvino",
-            timing_ms={"decode": 1.0, "preprocess": 0.5, "inference": 9.0},
-            thumbnail_id=thumbnail_id(make_image_bytes("JPEG", size=(32, 24))),
-            created_at=created_at or NOW,
-        )
-        db.session.add(row)
-        db.session.commit()
-        return row.id
-
-
-def shown_filenames(html: str) -> list[str]:
-    return re.findall(r'class="card-title"><a href="[^"]+">([^<]+)</a>', html)
-
-
-def history(client, **args) -> tuple[int, str]:
-    response = client.get("/history", query_string=args)
-    return response.status_code, response.get_data(as_text=True)
-
+from tests.helpers import NOW
+from tests.helpers import ApiClient
+from tests.helpers import add_prediction
+from tests.helpers import bearer
+from tests.helpers import history
+from tests.helpers import issue_token
+from tests.helpers import make_image_bytes
+from tests.helpers import shown_filenames
+from tests.helpers import user_id
 
 # --------------------------------------------------------------------------
 # Search, dates, sort, pages
@@ -360,7 +311,7 @@ def filenames_in_db(app) -> set[str]:
         return set(db.session.scalars(sa.select(Prediction.filename)))
 
 
-def test_expired_predictions_are_hidden_from_every_read(client, signed_in, app, token):
+def test_expired_predictions_are_hidden_from_every_read(client, signed_in, app, api):
     alice = user_id(app)
     old = add_prediction(
         app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8)
@@ -374,10 +325,8 @@ def test_expired_predictions_are_hidden_from_every_read(client, signed_in, app, 
     assert "old.jpg" not in client.get("/history/export.csv").get_data(as_text=True)
     assert "old.jpg" not in client.get("/history/export.json").get_data(as_text=True)
     assert client.get(f"/predictions/{old}").status_code == 404
-    assert (
-        client.get(f"/api/predictions/{old}", headers=bearer(token)).status_code == 404
-    )
-    listing = client.get("/api/predictions", headers=bearer(token)).get_json()
+    assert api.get(f"/api/predictions/{old}").status_code == 404
+    listing = api.get("/api/predictions").get_json()
     assert [item["filename"] for item in listing["items"]] == ["new.jpg"]
 
 
@@ -409,15 +358,13 @@ def test_reading_history_writes_nothing(client, signed_in, app):
     assert filenames_in_db(app) == {"old.jpg"}  # hidden, not yet deleted
 
 
-def test_expired_predictions_are_deleted_with_the_next_upload(
-    client, signed_in, app, token
-):
+def test_expired_predictions_are_deleted_with_the_next_upload(signed_in, app, api):
     alice = user_id(app)
     add_prediction(app, alice, filename="old.jpg", created_at=NOW - timedelta(days=8))
     set_retention(app, "alice", 7)
-    response = predict(client, token)
+    response = api.predict()
     assert response.status_code == 200
-    assert filenames_in_db(app) == {"x.jpg"}
+    assert filenames_in_db(app) == {"img0.jpg"}
 
 
 def test_expired_shared_prediction_is_gone(client, signed_in, app):
@@ -435,12 +382,12 @@ def test_expired_shared_prediction_is_gone(client, signed_in, app):
     assert client.get(f"/s/{token}/thumbnail.jpg").status_code == 404
 
 
-def test_without_retention_nothing_is_purged(client, signed_in, app, token):
+def test_without_retention_nothing_is_purged(signed_in, app, api):
     add_prediction(
         app, user_id(app), filename="ancient.jpg", created_at=NOW - timedelta(days=900)
     )
-    assert predict(client, token).status_code == 200
-    assert filenames_in_db(app) == {"ancient.jpg", "x.jpg"}
+    assert api.predict().status_code == 200
+    assert filenames_in_db(app) == {"ancient.jpg", "img0.jpg"}
 
 
 def test_an_upload_purges_only_the_uploaders_rows(client, signed_in, auth, app):
@@ -453,13 +400,9 @@ def test_an_upload_purges_only_the_uploaders_rows(client, signed_in, auth, app):
     set_retention(app, "alice", 1)
     auth.logout()
     auth.register("bob")
-    with app.app_context():
-        bob = db.session.scalar(sa.select(User).where(User.username == "bob"))
-        row, plain = ApiToken.issue(bob, "t")
-        db.session.add(row)
-        db.session.commit()
-    assert predict(client, plain).status_code == 200
-    assert filenames_in_db(app) == {"alices-old.jpg", "x.jpg"}
+    bobs_program = ApiClient(client, issue_token(app, "bob"))
+    assert bobs_program.predict().status_code == 200
+    assert filenames_in_db(app) == {"alices-old.jpg", "img0.jpg"}
 
 
 def test_retention_setting_saves_and_purges_at_once(client, signed_in, app):
@@ -524,37 +467,28 @@ def test_purge_history_command_purges_for_all_users(runner, client, auth, app):
 # The "not sure" threshold: min_confidence on /predict, the web setting
 
 
-def predict(client, token, **fields):
-    return client.post(
-        "/predict",
-        data={"image": [(io.BytesIO(make_image_bytes("JPEG")), "x.jpg")], **fields},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
-
-
 @pytest.mark.parametrize("value", ["abc", "-0.1", "1.01", "nan", "inf", "50%"])
-def test_min_confidence_must_be_a_number_from_0_to_1(client, token, app, value):
-    response = predict(client, token, min_confidence=value)
+def test_min_confidence_must_be_a_number_from_0_to_1(api, app, value):
+    response = api.predict(min_confidence=value)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_min_confidence"
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Prediction.id))) == 0
 
 
-def test_min_confidence_marks_uncertain_results(client, token):
-    sure = predict(client, token, min_confidence="0").get_json()["results"][0]
+def test_min_confidence_marks_uncertain_results(api):
+    sure = api.predict(min_confidence="0").get_json()["results"][0]
     assert sure["uncertain"] is False
-    unsure = predict(client, token, min_confidence="1").get_json()["results"][0]
+    unsure = api.predict(min_confidence="1").get_json()["results"][0]
     top = unsure["predictions"][0]["score"]
     assert top < 1 and unsure["uncertain"] is True
     # The threshold is compared with the top score: exactly equal is sure.
-    exact = predict(client, token, min_confidence=repr(top)).get_json()["results"][0]
+    exact = api.predict(min_confidence=repr(top)).get_json()["results"][0]
     assert exact["uncertain"] is False
 
 
-def test_without_min_confidence_there_is_no_uncertain_key(client, token):
-    (result,) = predict(client, token).get_json()["results"]
+def test_without_min_confidence_there_is_no_uncertain_key(api):
+    (result,) = api.predict().get_json()["results"]
     assert "uncertain" not in result
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -15,8 +13,9 @@ from app.inference import InvalidImage
 from app.inference import UnsupportedFormat
 from app.inference.images import decode_image
 from app.inference.images import preprocess
-from tests.conftest import gradient_image
-from tests.conftest import make_image_bytes
+from tests.helpers import gradient_image
+from tests.helpers import make_image_bytes
+from tests.helpers import png_claiming
 
 MAX_PIXELS = 40_000_000
 
@@ -91,6 +90,7 @@ def test_exif_orientation_is_applied_before_resizing():
     assert bottom[2] > 200 and bottom[0] < 60
 
 
+@pytest.mark.slow
 def test_preprocessing_matches_keras_resnet50():
     from keras.applications.resnet50 import preprocess_input
 
@@ -154,22 +154,6 @@ def test_truncated_png_is_invalid():
     data = make_image_bytes("PNG", size=(640, 480))
     with pytest.raises(InvalidImage):
         decode(data[:200])
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A ~100-byte PNG whose header claims width x height pixels."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_decompression_bomb_is_refused_before_decoding():

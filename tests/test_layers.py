@@ -193,6 +193,37 @@ def test_layers_import_downward_only():
     assert upward == []
 
 
+# What a service must not import: it takes plain values, never the request,
+# current_app or g (convention 18); the views read those and hand them in.
+HTTP_PACKAGES = ("flask", "flask_login", "flask_wtf", "werkzeug")
+# Lookups in the current app: the view hands in what they would find.
+APP_LOOKUPS = {"app.model_service": {"model_service"}}
+
+
+def test_services_see_no_http():
+    found = []
+    for name, path in modules().items():
+        if not name.startswith("app.services"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+                lookups = APP_LOOKUPS.get(node.module, set())
+                found += [
+                    f"{name} imports {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name in lookups
+                ]
+            else:
+                continue
+            found += [
+                f"{name} imports {n}" for n in names if n.split(".")[0] in HTTP_PACKAGES
+            ]
+    assert found == []
+
+
 def test_no_import_cycles():
     """Importing a.b.c also runs a and a.b, so an import ties the importer to
     every package on the way too (except its own ancestors)."""

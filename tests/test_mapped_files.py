@@ -77,6 +77,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["f32", "auto"])
 def test_a_loaded_classifier_holds_none_of_its_weights_file(
     classifier, model_cache_dir, precision

@@ -3,7 +3,6 @@ real Gunicorn server where several workers must add up."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -11,7 +10,6 @@ import time
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.config import TestingConfig
@@ -19,49 +17,19 @@ from app.extensions import db
 from app.http.proxies import address_in
 from app.http.proxies import parse_networks
 from app.observability.request_log import request_id_from
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.conftest import model_service_for
+from tests.helpers import ApiClient
+from tests.helpers import AuthActions
+from tests.helpers import issue_token
+from tests.helpers import make_image_bytes
+from tests.helpers import model_service_for
+from tests.helpers import parse_exposition
+from tests.helpers import scrape
+from tests.helpers import value
 
 HIDDEN = {"REMOTE_ADDR": "203.0.113.9"}
 
 
-def scrape(client, **kwargs) -> dict[tuple, float]:
-    """``/metrics`` as ``{(sample name, ((label, value), ...)): value}``."""
-    response = client.get("/metrics", **kwargs)
-    assert response.status_code == 200, response.data
-    assert response.content_type.startswith("text/plain")
-    return parse_exposition(response.get_data(as_text=True))
-
-
-def parse_exposition(text: str) -> dict[tuple, float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, metric: str, /, **labels) -> float:
-    """Sum of the samples called ``metric`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(
-        v
-        for (sample, sample_labels), v in samples.items()
-        if sample == metric and wanted <= set(sample_labels)
-    )
-
-
-def post_image(client, token, data: bytes, name: str = "photo.jpg"):
-    return client.post(
-        "/predict",
-        data={"image": [(io.BytesIO(data), name)]},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
-
-
-def test_requests_are_counted_by_url_rule_never_by_raw_path(app, client, token):
+def test_requests_are_counted_by_url_rule_never_by_raw_path(app, client, api):
     (route,) = {
         rule.rule
         for rule in app.url_map.iter_rules()
@@ -70,9 +38,7 @@ def test_requests_are_counted_by_url_rule_never_by_raw_path(app, client, token):
     assert route.startswith("/api/predictions/<") and route.endswith("prediction_id>")
     before = scrape(client)
     for prediction_id in (123456, 654321):
-        response = client.get(
-            f"/api/predictions/{prediction_id}", headers=bearer(token)
-        )
+        response = api.get(f"/api/predictions/{prediction_id}")
         assert response.status_code == 404
     after = scrape(client)
     counted = value(
@@ -99,12 +65,12 @@ def test_unknown_paths_share_one_label(client):
     assert not any("x1" in str(key) for key in after)
 
 
-def test_classification_counts_batches_inference_and_cache(client, token, app):
+def test_classification_counts_batches_inference_and_cache(client, api, app):
     backend = model_service_for(app).classifier.info.backend
     data = make_image_bytes("JPEG", size=(300, 200), color=(1, 99, 201))
     before = scrape(client)
-    first = post_image(client, token, data)
-    again = post_image(client, token, data)
+    first = api.predict(data)
+    again = api.predict(data)
     assert first.status_code == again.status_code == 200
     assert again.get_json()["results"][0]["cached"] is True
     after = scrape(client)
@@ -134,18 +100,12 @@ def test_classification_counts_batches_inference_and_cache(client, token, app):
     )
 
 
-def test_a_batch_of_three_is_one_observation_of_size_three(client, token):
+def test_a_batch_of_three_is_one_observation_of_size_three(client, api):
     before = scrape(client)
     files = [
-        (io.BytesIO(make_image_bytes("PNG", color=(i * 40, 7, 9))), f"{i}.png")
-        for i in range(3)
+        (make_image_bytes("PNG", color=(i * 40, 7, 9)), f"{i}.png") for i in range(3)
     ]
-    response = client.post(
-        "/predict",
-        data={"image": files},
-        headers=bearer(token),
-        content_type="multipart/form-data",
-    )
+    response = api.predict(*files)
     assert response.status_code == 200
     after = scrape(client)
     name = "snapclass_inference_batch_size_bucket"
@@ -157,9 +117,9 @@ def test_a_batch_of_three_is_one_observation_of_size_three(client, token):
     ("data", "reason"),
     [(b"just text", "invalid_image"), (b"%PDF-1.4\n%%EOF", "unsupported_format")],
 )
-def test_rejected_uploads_are_counted_by_error_code(client, token, data, reason):
+def test_rejected_uploads_are_counted_by_error_code(client, api, data, reason):
     before = scrape(client)
-    response = post_image(client, token, data, "x.jpg")
+    response = api.predict((data, "x.jpg"))
     assert response.get_json()["error"]["code"] == reason
     after = scrape(client)
     name = "snapclass_uploads_rejected_total"
@@ -178,13 +138,11 @@ def test_rate_limited_answers_are_counted(classifier, database_url):
         db.create_all()
     try:
         client = app.test_client()
-        from tests.conftest import AuthActions
-
         AuthActions(client).register("mallory")
-        token = client_token(app, "mallory")
+        mallory = ApiClient(client, issue_token(app, "mallory"))
         before = scrape(client)
         data = make_image_bytes("JPEG", color=(3, 3, 3))
-        responses = [post_image(client, token, data) for _ in range(2)]
+        responses = [mallory.predict(data) for _ in range(2)]
         assert [r.status_code for r in responses] == [200, 429]
         code = responses[1].get_json()["error"]["code"]
         after = scrape(client)
@@ -198,21 +156,7 @@ def test_rate_limited_answers_are_counted(classifier, database_url):
             db.engine.dispose()
 
 
-def client_token(app, username: str) -> str:
-    import sqlalchemy as sa
-
-    from app.models import ApiToken
-    from app.models import User
-
-    with app.app_context():
-        user = db.session.scalar(sa.select(User).where(User.username == username))
-        row, plain = ApiToken.issue(user, "metrics")
-        db.session.add(row)
-        db.session.commit()
-    return plain
-
-
-def test_unavailable_model_503_is_counted(client, token, app):
+def test_unavailable_model_503_is_counted(client, api, app):
     from app.inference import build_classifier
 
     model_service_for(app).use(build_classifier("random", backend="tensorflow"))
@@ -222,7 +166,7 @@ def test_unavailable_model_503_is_counted(client, token, app):
 
     model_service_for(app).classifier.load = broken_load
     before = scrape(client)
-    response = post_image(client, token, make_image_bytes("JPEG"))
+    response = api.predict(make_image_bytes("JPEG"))
     assert response.status_code == 503
     code = response.get_json()["error"]["code"]
     after = scrape(client)
@@ -300,9 +244,9 @@ def log_lines(capsys) -> list[dict]:
     ]
 
 
-def test_every_request_logs_one_json_line_with_its_id(client, token, capsys):
+def test_every_request_logs_one_json_line_with_its_id(api, capsys):
     capsys.readouterr()
-    response = post_image(client, token, make_image_bytes("JPEG", color=(9, 8, 7)))
+    response = api.predict(make_image_bytes("JPEG", color=(9, 8, 7)))
     assert response.status_code == 200
     (line,) = [r for r in log_lines(capsys) if r["route"] == "/predict"]
     assert line["request_id"] == response.headers["X-Request-ID"]

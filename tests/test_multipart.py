@@ -11,8 +11,8 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from app.http.request import UploadRequest
 from app.http.whole_body import ReadBodyAtOnce
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 B = b"xYz-boundary"
 CONFIG = {"MAX_CONTENT_LENGTH": 10 * 1024 * 1024}

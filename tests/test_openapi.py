@@ -19,8 +19,8 @@ from jsonschema import Draft202012Validator
 
 from app.api.openapi import api_spec
 from app.api.openapi import flask_path
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import bearer
+from tests.helpers import make_image_bytes
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -311,7 +311,7 @@ def test_an_answer_its_model_does_not_describe_fails_under_testing(
     model: an undocumented field is a 500 in the tests, not a silent drift."""
     from app.api import routes
 
-    monkeypatch.setattr(routes, "system_info", lambda admin: {"surprise": 1})
+    monkeypatch.setattr(routes, "system_info", lambda *_, **__: {"surprise": 1})
     response = client.get("/api/system", headers=bearer(token))
     assert response.status_code == 500
     assert response.get_json()["error"]["code"] == "internal_error"
@@ -486,7 +486,7 @@ def test_health_and_system_match_the_schema(client, token, app, spec):
     check(spec, client.get("/api/system", headers=bearer(token)), "/api/system", "GET")
     check(spec, client.get("/api/system"), "/api/system", "GET")
     from app.inference import build_classifier
-    from tests.conftest import model_service_for
+    from tests.helpers import model_service_for
 
     model_service_for(app).use(build_classifier("random"))  # never loaded
     response = client.get("/readyz")

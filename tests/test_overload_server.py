@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import gradient_image
+from tests.helpers import gradient_image
 
 pytestmark = pytest.mark.server
 REDIS_URL = "redis://127.0.0.1:6379/0"

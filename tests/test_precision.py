@@ -26,8 +26,8 @@ from app.model_service import model_service
 from devtools.server import free_port
 from devtools.server import gunicorn_until_exit
 from devtools.server import server_env
-from tests.conftest import bearer
-from tests.conftest import gradient_image
+from tests.helpers import bearer
+from tests.helpers import gradient_image
 
 RANDOM = parse_weights("random")
 
@@ -104,6 +104,7 @@ def test_auto_respects_a_onednn_isa_cap(environ, expected):
     assert native_precision(FakeCore("FP32", "INT8"), environ) == "f32"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["auto", "bf16"])
 def test_under_an_avx2_cap_the_model_serves_f32_in_a_fresh_process(models, precision):
     """oneDNN reads its ISA cap once per process, so the real check runs in a
@@ -167,6 +168,7 @@ def test_int8_without_a_quantized_model_names_the_command(tmp_path):
         runtime.load()
 
 
+@pytest.mark.slow
 def test_quantize_model_from_a_folder_is_cached_and_served(
     make_app, models, photos_dir
 ):
@@ -203,6 +205,7 @@ def test_quantize_model_from_a_folder_is_cached_and_served(
     assert "100.0%" in lines["f32"] and "0.00000" in lines["f32"]
 
 
+@pytest.mark.slow
 def test_quantize_model_from_history(make_app, models, token):
     app = make_app(MODEL_CACHE_DIR=str(models))
     runner = app.test_cli_runner()

@@ -3,7 +3,6 @@ a round trip, on the path every upload takes."""
 
 from __future__ import annotations
 
-import io
 import re
 from contextlib import contextmanager
 
@@ -11,8 +10,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Prediction
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
+from tests.helpers import ApiClient
 
 
 @contextmanager
@@ -32,23 +30,15 @@ def recorded_statements(app):
         sa.event.remove(engine, "before_cursor_execute", record)
 
 
-def post_image(client, **headers):
-    return client.post(
-        "/predict",
-        data={"image": (io.BytesIO(make_image_bytes()), "photo.jpg")},
-        headers=headers,
-    )
-
-
 def selects_from(statements: list[str], table: str) -> list[str]:
     pattern = re.compile(rf"^SELECT .* FROM {table.upper()}\b")
     return [s for s in statements if pattern.match(s)]
 
 
-def test_token_request_loads_token_and_user_in_one_query(client, token, app):
-    assert post_image(client, **bearer(token)).status_code == 200  # touches the token
+def test_token_request_loads_token_and_user_in_one_query(api, app):
+    assert api.predict().status_code == 200  # touches the token
     with recorded_statements(app) as statements:
-        response = post_image(client, **bearer(token))
+        response = api.predict()
     assert response.status_code == 200
     token_queries = selects_from(statements, "api_tokens")
     assert len(token_queries) == 1
@@ -59,7 +49,7 @@ def test_token_request_loads_token_and_user_in_one_query(client, token, app):
 def test_session_request_loads_session_and_user_in_one_query(client, signed_in, app):
     csrf = {"X-CSRFToken": signed_in.page_csrf_token()}
     with recorded_statements(app) as statements:
-        response = post_image(client, **csrf)
+        response = ApiClient(client).predict(headers=csrf)
     assert response.status_code == 200
     session_queries = selects_from(statements, "user_sessions")
     assert len(session_queries) == 1
@@ -67,9 +57,9 @@ def test_session_request_loads_session_and_user_in_one_query(client, signed_in, 
     assert selects_from(statements, "users") == []
 
 
-def test_reply_is_built_without_reading_the_new_rows_back(client, token, app):
+def test_reply_is_built_without_reading_the_new_rows_back(api, app):
     with recorded_statements(app) as statements:
-        response = post_image(client, **bearer(token))
+        response = api.predict()
     assert response.status_code == 200
     result = response.get_json()["results"][0]
     inserts = [

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
 
 
 @pytest.mark.parametrize("path", ["/login", "/register"])

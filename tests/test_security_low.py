@@ -19,12 +19,12 @@ import pytest
 import requests
 
 from app.http.filenames import clean_filename
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import make_image_bytes
-from tests.test_admin import make_admin
-from tests.test_security import create_token
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
+from tests.helpers import create_token
+from tests.helpers import make_admin
+from tests.helpers import make_image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -196,6 +196,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.server
 def test_shipped_nginx_log_format_leaves_out_share_secrets(tmp_path):
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx is None:

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from devtools.rawhttp import raw_request
-from tests.conftest import make_image_bytes
+from tests.helpers import make_image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY_TIMEOUT_S = 3

@@ -7,25 +7,16 @@ import sqlalchemy as sa
 
 from app.auth.passwords import verify_password
 from app.extensions import db
-from app.models import ApiToken
 from app.models import Prediction
 from app.models import User
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
-from tests.conftest import csrf_token_from
-from tests.test_admin import make_admin
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
+from tests.helpers import csrf_token_from
+from tests.helpers import issue_token
+from tests.helpers import make_admin
 
 NEW_PASSWORD = "another long enough password"
-
-
-def issue_token(app, username: str = "alice") -> str:
-    with app.app_context():
-        user = db.session.scalar(sa.select(User).where(User.username == username))
-        row, plain = ApiToken.issue(user, "leaked")
-        db.session.add(row)
-        db.session.commit()
-    return plain
 
 
 def test_a_token_opens_the_json_api(client, token):
@@ -37,7 +28,7 @@ def test_a_leaked_token_opens_no_page_or_form(app, runner):
     owner = app.test_client()
     AuthActions(owner).register()
     make_admin(runner)
-    token = issue_token(app)
+    token = issue_token(app, name="leaked")
     attacker = app.test_client()
     headers = {**bearer(token), "Accept": "application/json"}
     for path in ("/", "/history", "/account", "/account/password", "/admin"):
@@ -92,10 +83,16 @@ def test_a_token_opens_no_result_page_under_predictions(app, token, image_bytes)
     assert thumbnail.mimetype == "image/jpeg"
     assert thumbnail.data.startswith(b"\xff\xd8")
     assert thumbnail.headers["Cache-Control"] == "private, max-age=300"
-    # A browser asking for a missing result page gets a page, not JSON.
-    page = client.get("/predictions/999999", headers={"Accept": "text/html"})
-    assert page.status_code in (302, 404)
-    assert page.mimetype == "text/html"
+    # A browser without a session is sent to sign in (a page, not JSON), the
+    # same way whether the result exists or not: nothing tells them apart.
+    for missing_or_not in (999999, prediction_id):
+        path = f"/predictions/{missing_or_not}"
+        page = client.get(path, headers={"Accept": "text/html"})
+        assert page.status_code == 302, path
+        assert (
+            page.headers["Location"] == f"/login?next=%2Fpredictions%2F{missing_or_not}"
+        )
+        assert page.mimetype == "text/html"
 
 
 def wrong_password_change(client, auth: AuthActions):

@@ -19,7 +19,7 @@ from devtools.server import launch_gunicorn
 from devtools.server import ready_workers
 from devtools.server import server_env
 from devtools.server import start_server
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.server
 

@@ -12,9 +12,9 @@ from app.auth.passwords import common_passwords
 from app.auth.passwords import verify_password
 from app.extensions import db
 from app.models import UserSession
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import csrf_token_from
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import csrf_token_from
 
 
 def session_cookie(client) -> str:

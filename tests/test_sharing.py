@@ -10,8 +10,8 @@ from PIL import Image
 
 from app.extensions import db
 from app.models import Prediction
-from tests.test_history import add_prediction
-from tests.test_history import user_id
+from tests.helpers import add_prediction
+from tests.helpers import user_id
 
 
 def share(client, auth, prediction_id: int):

@@ -25,7 +25,7 @@ from devtools import soak
 from devtools.database import database_for_test
 from devtools.server import ROOT
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "45"))
 WARMUP_S = 15.0

@@ -21,9 +21,9 @@ from app.models import Thumbnail
 from app.models import User
 from app.models import utcnow
 from app.services import storage
-from tests.conftest import PASSWORD
-from tests.conftest import AuthActions
-from tests.conftest import bearer
+from tests.helpers import PASSWORD
+from tests.helpers import AuthActions
+from tests.helpers import bearer
 
 log = logging.getLogger(__name__)
 

@@ -366,6 +366,7 @@ def test_locustfile_sizes_unique_images_and_server_timing():
 
 
 @pytest.mark.server
+@pytest.mark.slow
 def test_stress_end_to_end_against_a_started_server(tmp_path, model_cache_dir):
     """A few seconds of real load on a Gunicorn the tool starts itself."""
     out = tmp_path / "report"

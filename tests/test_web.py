@@ -11,7 +11,7 @@ from PIL import Image
 from app.extensions import db
 from app.models import ApiToken
 from app.models import Prediction
-from tests.conftest import make_image_bytes
+from tests.helpers import jpeg
 
 
 def upload(client, auth, files):
@@ -20,10 +20,6 @@ def upload(client, auth, files):
         data={"image": files, "csrf_token": auth.page_csrf_token()},
         content_type="multipart/form-data",
     )
-
-
-def jpeg(name="photo.jpg", **kwargs):
-    return (io.BytesIO(make_image_bytes("JPEG", **kwargs)), name)
 
 
 def test_upload_page_is_a_plain_multipart_form(client, signed_in):

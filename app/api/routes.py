@@ -38,16 +38,16 @@ from app.http.responses import error_response
 from app.model_service import model_service
 from app.services import feedback
 from app.services.batches import create_batch
-from app.services.classification import classify_params
-from app.services.classification import classify_request
 from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
-from app.services.predictions import server_timing_header
 from app.services.serialise import batch_json
 from app.services.serialise import predict_result_json
 from app.services.serialise import prediction_json
 from app.services.system import system_info
+from app.web.classify import classify_params
+from app.web.classify import classify_request
+from app.web.classify import server_timing_header
 
 bp = Blueprint("api", __name__)
 
@@ -351,7 +351,8 @@ def system():
     The model, limits and result cache; for admins also versions, platform,
     worker layout and database kind (never URLs or secrets).
     """
-    return jsonify(system_info(admin=current_user.is_admin))
+    info = system_info(current_app.config, model_service(), admin=current_user.is_admin)
+    return jsonify(info)
 
 
 @bp.route("/healthz")

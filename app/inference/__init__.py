@@ -12,6 +12,8 @@ from .classifier import Classifier
 from .classifier import LabelScore
 from .classifier import ModelInfo
 from .classifier import NetworkRun
+from .decode_limits import DECODE_CPU_BUDGET_S
+from .decode_limits import MAX_JPEG_SCANS
 from .errors import DecodeBusy
 from .errors import ImageTooComplex
 from .errors import ImageTooLarge
@@ -21,8 +23,6 @@ from .errors import ModelUnavailable
 from .errors import UnsupportedFormat
 from .errors import WeightsUnavailable
 from .images import ACCEPTED_FORMATS
-from .images import DECODE_CPU_BUDGET_S
-from .images import MAX_JPEG_SCANS
 from .images import DecodedImage
 from .labels import Labels
 from .labels import load_labels

@@ -18,11 +18,11 @@ import numpy as np
 from .batching import Batcher
 from .batching import BatchObserver
 from .cam import activation_maps
+from .decode_limits import DECODE_CPU_BUDGET_S
+from .decode_limits import MAX_JPEG_SCANS
+from .decode_limits import MemoryBudget
 from .errors import ModelUnavailable
-from .images import DECODE_CPU_BUDGET_S
-from .images import MAX_JPEG_SCANS
 from .images import DecodedImage
-from .images import MemoryBudget
 from .images import decode_image
 from .images import preprocess_batch
 from .labels import Labels

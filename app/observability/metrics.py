@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from flask import Flask
 from flask import Response
@@ -201,14 +202,24 @@ def set_model_info(model_info: Callable[[], ModelInfo | None]) -> None:
     _model_info_set = True
 
 
-def observe_classification(outcome) -> None:
+class Classification(Protocol):
+    """What the metrics and the request log read of a classified request: the
+    ``ClassifyOutcome`` of ``app.services.predictions`` (plumbing does not
+    import services)."""
+
+    timing_ms: dict[str, float]
+    batch_size: int  # this request's images that went through the network
+    cache_hits: int
+    network_batch_size: int  # images in the network batch that carried them
+
+
+def observe_classification(outcome: Classification) -> None:
     """Count one classified request: cache hits/misses and queue wait.
 
-    ``outcome`` is the ``ClassifyOutcome`` of ``app.services.predictions``; views call
-    this right after ``classify_and_store``, and the request log reads the same
-    outcome from ``g``. Batches are counted where they run (``observe_batch``).
+    The view that classified calls this with the service's outcome, and hands
+    the same outcome to the request log. Batches are counted where they run
+    (``observe_batch``).
     """
-    g.classify_outcome = outcome
     CACHE_HITS.inc(outcome.cache_hits)
     CACHE_MISSES.inc(outcome.images_run)
     if outcome.images_run:

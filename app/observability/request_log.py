@@ -5,7 +5,9 @@ one of ``TRUSTED_PROXIES`` (nginx sets it to its own ``$request_id``, so the
 proxy's log and ours share ids); from anyone else the header is ignored and a
 fresh id is made. Every value goes through ``json.dumps``, which escapes quotes
 and control characters, so no client can forge or split a log line. Raw paths
-are never logged (share links carry secrets in them): the URL rule is.
+are never logged (share links carry secrets in them): the URL rule is. A
+classified request's line also carries its timings, cache hits and batch size,
+which the view hands in (:func:`note_classification`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from flask import request
 from app.http.proxies import address_in
 from app.http.proxies import parse_networks
 from app.http.proxies import peer_address
+from app.observability.metrics import Classification
 from app.observability.metrics import method_label
 from app.observability.metrics import route_label
 
@@ -94,6 +97,16 @@ def after_request(response: Response) -> Response:
     return response
 
 
+def note_classification(outcome: Classification) -> None:
+    """Add a classified request's figures to its log line (the view that
+    classified calls this with the service's outcome)."""
+    g.request_log_classification = {
+        "timing_ms": {k: round(v, 2) for k, v in outcome.timing_ms.items()},
+        "cache_hits": outcome.cache_hits,
+        "batch_size": outcome.network_batch_size,
+    }
+
+
 def request_record(response: Response) -> dict:
     """What one log line says about the request (never bodies, paths or secrets)."""
     seconds = g.get("request_seconds")
@@ -112,11 +125,7 @@ def request_record(response: Response) -> dict:
         "user_id": user_id,
         "auth": g.get("auth_method") if user_id is not None else None,
     }
-    outcome = g.get("classify_outcome")  # set by metrics.observe_classification
-    if outcome is not None:
-        record["timing_ms"] = {k: round(v, 2) for k, v in outcome.timing_ms.items()}
-        record["cache_hits"] = outcome.cache_hits
-        record["batch_size"] = outcome.network_batch_size
+    record.update(g.get("request_log_classification", {}))  # note_classification
     return record
 
 

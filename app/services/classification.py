@@ -1,19 +1,20 @@
-"""The one path from an upload request to stored predictions, for pages and API.
+"""Classify a user's uploads and store the results: the one path of pages and API.
 
-``POST /upload`` (the page) and ``POST /predict`` (the API) both call
-:func:`classify_request`: parameters are parsed once, the images are read,
-classified and stored once, and the outcome is reported to the metrics and the
-request log as data. Refusals are raised (``BadParameter``, ``UploadError``,
+``POST /upload`` (the page) and ``POST /predict`` (the API) both reach
+:func:`classify_uploads` through ``app/web/classify.py``, which reads the
+request (parameters, images) and the settings, and reports the outcome to the
+metrics and the request log. This module sees no HTTP: it takes the uploads,
+the parameters, the settings and the classifier as values and returns a
+:class:`ClassifyOutcome`. Refusals are raised (``BadParameter``,
 ``ImageRejected``, ``InferenceError``, ``StorageQuotaExceeded``) and answered
-by ``app/errors.py``, a page or JSON as the request asks. The views only shape
-the success.
+by ``app/errors.py``, a page or JSON as the request asks.
 """
 
 from __future__ import annotations
 
-from flask import Request
-from flask import current_app
-from werkzeug.datastructures import MultiDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from app.http.params import MAX_ID
 from app.http.params import Decimal
@@ -21,11 +22,9 @@ from app.http.params import Integer
 from app.http.params import Params
 from app.http.params import Setting
 from app.http.params import Switch
-from app.http.uploads import read_uploads
-from app.model_service import model_service
+from app.http.uploads import Upload
+from app.inference import Classifier
 from app.models import User
-from app.observability import metrics
-from app.services.batches import batch_for_upload
 from app.services.predictions import ClassifyOutcome
 from app.services.predictions import classify_and_store
 
@@ -38,7 +37,7 @@ TopK = Integer(
 MinConfidence = Decimal(
     0.0, 1.0, "Mark results whose top score is below this as `uncertain`."
 )
-# Its format only: classify_params checks that the batch is the user's.
+# Its format only: app/web/classify.py checks that the batch is the user's.
 BatchId = Integer(
     1, MAX_ID, "Add the images to this batch of yours (from `POST /api/batches`)."
 )
@@ -46,7 +45,9 @@ BatchId = Integer(
 
 class ClassifyParams(Params):
     """What a request asks of the classification besides its images: query or
-    form fields, of the API and the upload page alike (and in /openapi.json)."""
+    form fields, of the API and the upload page alike (and in /openapi.json).
+    The view parses them (``app/web/classify.py``); bounds that are settings
+    (``MAX_TOP_K``) are read from the app then."""
 
     top_k: TopK = None
     min_confidence: MinConfidence = None
@@ -54,30 +55,39 @@ class ClassifyParams(Params):
     batch_id: BatchId = None
 
 
-def classify_params(values: MultiDict, user: User) -> ClassifyParams:
-    """``top_k``, ``min_confidence``, ``explain`` and ``batch_id`` from a form
-    or query."""
-    params = ClassifyParams.parse(values)
-    batch_for_upload(user, params.batch_id)
-    return params
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The settings a classification follows (see the README's Configuration)."""
+
+    result_cache: bool  # RESULT_CACHE
+    shared_cache: bool  # RESULT_CACHE_SHARED
+    max_stored_bytes: int  # MAX_STORED_BYTES_PER_USER; 0: no cap
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ClassifySettings:
+        """Read from the app's settings (a mapping of setting names)."""
+        return cls(
+            result_cache=config["RESULT_CACHE"],
+            shared_cache=config["RESULT_CACHE_SHARED"],
+            max_stored_bytes=config["MAX_STORED_BYTES_PER_USER"],
+        )
 
 
-def classify_request(
-    request: Request, user: User, params: ClassifyParams
+def classify_uploads(
+    classifier: Classifier,
+    user: User,
+    uploads: list[Upload],
+    params: ClassifyParams,
+    settings: ClassifySettings,
 ) -> ClassifyOutcome:
-    """Read the request's images, classify and store them for ``user``."""
-    config = current_app.config
-    uploads = read_uploads(request, config["MAX_FILES_PER_REQUEST"])
-    classifier = model_service().ready_classifier()
-    outcome = classify_and_store(
+    """Classify and store ``uploads`` for ``user``, as ``params`` ask."""
+    return classify_and_store(
         classifier,
         user,
         uploads,
         params.top_k,
-        use_cache=config["RESULT_CACHE"],
+        use_cache=settings.result_cache,
         batch_id=params.batch_id,
-        shared_cache=config["RESULT_CACHE_SHARED"],
-        max_stored_bytes=config["MAX_STORED_BYTES_PER_USER"],
+        shared_cache=settings.shared_cache,
+        max_stored_bytes=settings.max_stored_bytes,
     )
-    metrics.observe_classification(outcome)
-    return outcome

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.http.params import BadParameter
 from app.inference import InferenceError
-from app.model_service import model_service
+from app.model_service import ModelService
 from app.models import MAX_FEEDBACK_LABEL
 from app.models import Prediction
 from app.models import utcnow
@@ -99,10 +99,11 @@ def describe(prediction: Prediction) -> str:
     return f"You corrected it to: {prediction.feedback_label}."
 
 
-def label_choices() -> list[str]:
-    """The ImageNet label names for the page's searchable list (sorted)."""
+def label_choices(service: ModelService) -> list[str]:
+    """The ImageNet label names of ``service``'s model for the page's
+    searchable list (sorted); none while the model cannot be built."""
     try:
-        labels = model_service().classifier.labels
+        labels = service.classifier.labels
     except InferenceError:
         return []
     return _sorted_names(labels.entries)

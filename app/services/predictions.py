@@ -363,14 +363,3 @@ def history_query(user: User) -> sa.Select:
         .where(Prediction.user_id == user.id, *within_retention(user))
         .order_by(Prediction.created_at.desc(), Prediction.id.desc())
     )
-
-
-def server_timing_header(outcome: ClassifyOutcome) -> str:
-    """``Server-Timing: decode;dur=3.1, queue;dur=2.0, ..., cache;desc="1/2"``
-
-    ``queue`` is the wait for the batching loop; the ``cache`` entry says how
-    many of the request's images were cache hits.
-    """
-    parts = [f"{name};dur={value:.1f}" for name, value in outcome.timing_ms.items()]
-    parts.append(f'cache;desc="{outcome.cache_hits}/{len(outcome.rows)}"')
-    return ", ".join(parts)

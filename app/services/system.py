@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
 from importlib import metadata
-
-from flask import current_app
+from typing import Any
 
 from app.extensions import db
-from app.model_service import model_service
+from app.model_service import ModelService
 
 PACKAGES = (
     "flask",
@@ -36,13 +36,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def system_info(admin: bool = False) -> dict:
+def system_info(
+    config: Mapping[str, Any], service: ModelService, *, admin: bool = False
+) -> dict:
     """Model, limits and cache for every user; versions, platform, workers and
     database kind for admins only (they help an attacker pick an exploit).
-    Never URLs or secrets."""
-    service = model_service()
+    Never URLs or secrets. ``config`` is the app's settings, ``service`` its
+    model."""
     classifier = service.classifier
-    config = current_app.config
     public = {
         "model": {
             **classifier.info.as_dict(),

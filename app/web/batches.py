@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_login import login_required
 
+from app.model_service import model_service
 from app.services.batches import PAGE_LIMIT
 from app.services.batches import batch_rows
 from app.services.batches import delete_batch
@@ -45,7 +46,7 @@ def show(batch_id: int) -> ResponseReturnValue:
         export_args=HistoryFilters(batch=batch.id).args(),
         delete_form=ConfirmForm(),
         page_limit=PAGE_LIMIT,
-        label_choices=label_choices(),
+        label_choices=label_choices(model_service()),
     )
 
 

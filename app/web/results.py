@@ -26,15 +26,16 @@ from app.http.headers import jpeg_response
 from app.http.params import BadParameter
 from app.http.params import parse_id_list
 from app.http.responses import wants_json
+from app.model_service import model_service
 from app.models import Prediction
 from app.services import feedback
-from app.services.classification import classify_params
-from app.services.classification import classify_request
 from app.services.history import delete_one
 from app.services.predictions import owned_prediction
 from app.services.serialise import feedback_json
 from app.web.blueprint import PREDICTION
 from app.web.blueprint import bp
+from app.web.classify import classify_params
+from app.web.classify import classify_request
 from app.web.forms import ConfidenceForm
 from app.web.forms import ConfirmForm
 from app.web.forms import UploadForm
@@ -103,7 +104,7 @@ def result(prediction_id: int) -> ResponseReturnValue:
         share_url=share_url,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
-        label_choices=feedback.label_choices(),
+        label_choices=feedback.label_choices(model_service()),
     )
 
 
@@ -130,7 +131,7 @@ def results() -> ResponseReturnValue:
         predictions=predictions,
         min_confidence=current_min_confidence(),
         confidence_form=confidence_form(),
-        label_choices=feedback.label_choices(),
+        label_choices=feedback.label_choices(model_service()),
     )
 
 

@@ -1,19 +1,10 @@
-"""feedback on predictions, batches of uploads
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-30
-
-"""
+"""feedback on predictions, batches of uploads (2026-11-30)."""
 from alembic import op
 import sqlalchemy as sa
 
 
-# revision identifiers, used by Alembic.
 revision = '0005'
 down_revision = '0004'
-branch_labels = None
-depends_on = None
 
 # Named, so that SQLite's batch mode can drop it again on downgrade.
 BATCH_FK = 'fk_predictions_batch_id_batches'

@@ -1,19 +1,10 @@
-"""class activation maps stored with predictions
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-30
-
-"""
+"""class activation maps stored with predictions (2026-11-30)."""
 from alembic import op
 import sqlalchemy as sa
 
 
-# revision identifiers, used by Alembic.
 revision = '0006'
 down_revision = '0005'
-branch_labels = None
-depends_on = None
 
 
 def upgrade():

@@ -1,8 +1,4 @@
-"""thumbnails stored once by content; what each account stores
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-08
+"""thumbnails stored once by content; what each account stores (2026-12-08).
 
 Moves every prediction's thumbnail into the new ``thumbnails`` table, one row
 per distinct JPEG (by SHA-256), and counts each user's ``stored_bytes``.
@@ -14,11 +10,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-# revision identifiers, used by Alembic.
 revision = '0008'
 down_revision = '0007'
-branch_labels = None
-depends_on = None
 
 # Named, so that SQLite's batch mode can drop it again on downgrade.
 THUMBNAIL_FK = 'fk_predictions_thumbnail_id_thumbnails'
