@@ -145,10 +145,16 @@ def register_blueprints(app: Flask) -> None:
     from app.api import openapi
     from app.api import routes as api
     from app.auth import routes as auth
+    from app.web import account
     from app.web import admin
     from app.web import batches
-    from app.web import routes as web
+    from app.web import blueprint as web
+    from app.web import history
+    from app.web import results
+    from app.web import sharing
 
+    # The page modules register their views on the one ``web`` blueprint.
+    del account, history, results, sharing
     app.register_blueprint(auth.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(batches.bp)

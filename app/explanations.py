@@ -1,7 +1,7 @@
 """Why this label: the class activation maps stored with a prediction.
 
 The classifier gives each image's raw maps (``app/inference/cam.py``); a row
-stores them scaled to 0..1 per label, in the order of its ``top_k`` labels, so
+stores them scaled to 0..1 per label, in the order of its ``label_scores``, so
 that a cache hit asking for fewer labels copies the first maps. The API and
 the pages read them from here.
 """
@@ -35,7 +35,7 @@ def trimmed(explanation: dict | None, top_k: int) -> dict | None:
     return {**explanation, "maps": explanation["maps"][:top_k]}
 
 
-def api_dict(top_k: list[dict], explanation: dict | None) -> dict | None:
+def api_dict(label_scores: list[dict], explanation: dict | None) -> dict | None:
     """``{"size": [7, 7], "maps": {label: grid}}`` for the API.
 
     ImageNet names two classes "crane" and two "maillot"; where both are among
@@ -44,12 +44,12 @@ def api_dict(top_k: list[dict], explanation: dict | None) -> dict | None:
     if not explanation:
         return None
     maps: dict[str, list] = {}
-    for item, grid in zip(top_k, explanation["maps"], strict=False):
+    for item, grid in zip(label_scores, explanation["maps"], strict=False):
         maps.setdefault(item["label"], grid)
     return {"size": explanation["size"], "maps": maps}
 
 
-def page_maps(top_k: list[dict], explanation: dict | None) -> list[dict]:
+def page_maps(label_scores: list[dict], explanation: dict | None) -> list[dict]:
     """Per label, what the "Why?" overlay shows: label, grid and a description."""
     if not explanation:
         return []
@@ -60,7 +60,7 @@ def page_maps(top_k: list[dict], explanation: dict | None) -> list[dict]:
             "grid": grid,
             "description": describe(grid),
         }
-        for item, grid in zip(top_k, explanation["maps"], strict=False)
+        for item, grid in zip(label_scores, explanation["maps"], strict=False)
     ]
 
 

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
 
-from app import explanations
 from app.extensions import db
 
 
@@ -162,13 +161,6 @@ class Batch(db.Model):
 
     user: so.Mapped[User] = so.relationship(back_populates="batches")
 
-    def as_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 class Thumbnail(db.Model):
     """A history JPEG, stored once by content: every row of identical uploads
@@ -207,7 +199,9 @@ class Prediction(db.Model):
     size_bytes: so.Mapped[int] = so.mapped_column(sa.Integer)
     width: so.Mapped[int] = so.mapped_column(sa.Integer)
     height: so.Mapped[int] = so.mapped_column(sa.Integer)
-    top_k: so.Mapped[list] = so.mapped_column(sa.JSON)
+    # The stored labels, best first: [{class_id, wnid, label, score}] (the
+    # column keeps its first name, top_k).
+    label_scores: so.Mapped[list] = so.mapped_column("top_k", sa.JSON)
     top_label: so.Mapped[str] = so.mapped_column(sa.String(128))
     top_score: so.Mapped[float] = so.mapped_column(sa.Float)
     model_name: so.Mapped[str] = so.mapped_column(sa.String(64))
@@ -238,7 +232,7 @@ class Prediction(db.Model):
     batch_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("batches.id", ondelete="CASCADE"), index=True
     )
-    # Class activation maps of the top_k labels, in their order, each 7x7 and
+    # Class activation maps of the label_scores, in their order, each 7x7 and
     # scaled to 0..1: {"size": [7, 7], "maps": [[[...]]]} (app/explanations.py).
     # None for rows from before the maps, or from a runtime without them.
     explanation: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
@@ -260,46 +254,3 @@ class Prediction(db.Model):
         if not variant.startswith("openvino-"):
             return "f32"  # TensorFlow, and rows from before precisions existed
         return variant.removeprefix("openvino-").partition("-")[0]
-
-    def explanation_dict(self) -> dict | None:
-        """The maps per label for the API (``explain=true``), or None."""
-        return explanations.api_dict(self.top_k, self.explanation)
-
-    def as_dict(self, explain: bool = False) -> dict:
-        """The API representation of one stored prediction (with its class
-        activation maps when ``explain``)."""
-        body = {
-            "id": self.id,
-            "filename": self.filename,
-            "sha256": self.sha256,
-            "mime_type": self.mime_type,
-            "size_bytes": self.size_bytes,
-            "width": self.width,
-            "height": self.height,
-            "predictions": self.top_k,
-            "model": {
-                "name": self.model_name,
-                "weights": self.weights,
-                "backend": self.backend,
-                "precision": self.precision,
-                "random_weights": self.random_weights,
-            },
-            "timing_ms": self.timing_ms,
-            "cached": self.cached,
-            "created_at": self.created_at.isoformat(),
-            "feedback": self.feedback_dict(),
-            "batch_id": self.batch_id,
-        }
-        if explain:
-            body["explanation"] = self.explanation_dict()
-        return body
-
-    def feedback_dict(self) -> dict | None:
-        """``{"correct", "label", "updated_at"}``, or None when not reviewed."""
-        if self.feedback_correct is None:
-            return None
-        return {
-            "correct": self.feedback_correct,
-            "label": self.top_label if self.feedback_correct else self.feedback_label,
-            "updated_at": self.feedback_at.isoformat() if self.feedback_at else None,
-        }

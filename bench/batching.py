@@ -74,7 +74,7 @@ def drive(classifier, data: bytes, tally: Tally, clients: int, seconds: float):
             started = time.perf_counter()
             result = classifier.classify([classifier.decode(data)])
             tally.latencies.append(time.perf_counter() - started)
-            tally.batch_sizes.append(result.batch_size)
+            tally.batch_sizes.append(result.network_batch_size)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()

@@ -311,7 +311,7 @@ def add_prediction(
             size_bytes=1234,
             width=320,
             height=240,
-            top_k=[
+            label_scores=[
                 {"class_id": 1, "wnid": "n0", "label": label, "score": score},
                 {"class_id": 2, "wnid": "n1", "label": "other", "score": score / 2},
             ],

@@ -34,7 +34,7 @@ def add_prediction(user_id, label, *, age, cached=False, ms=(10.0, 2.0, 30.0)):
             size_bytes=1,
             width=1,
             height=1,
-            top_k=[],
+            label_scores=[],
             top_label=label,
             top_score=0.5,
             model_name="resnet50",

@@ -89,7 +89,7 @@ def test_queued_requests_share_a_batch_and_get_their_own_rows():
     assert network.batches == [1, 4, 1]  # at most 4 images; requests never split
     values = [list(job.probabilities.ravel()) for job in results]
     assert values == [[200.0], [2.0], [4.0, 6.0], [8.0], [10.0]]
-    assert [job.batch_size for job in results] == [1, 4, 4, 4, 1]
+    assert [job.network_batch_size for job in results] == [1, 4, 4, 4, 1]
 
 
 def test_a_failing_image_fails_only_its_own_request():
@@ -115,7 +115,7 @@ def test_a_lone_request_waits_at_most_the_delay(delay_ms):
     # Waiting for company never exceeds the bound (slack for a busy machine).
     assert delay_ms <= job.queue_ms + 1 and job.queue_ms <= delay_ms + 150
     assert elapsed_ms <= delay_ms + 300
-    assert job.batch_size == 1
+    assert job.network_batch_size == 1
 
 
 def test_a_full_batch_does_not_wait_for_the_delay():
@@ -203,7 +203,7 @@ def test_threads_get_their_own_results_from_the_real_network(
     tolerance = TOLERANCE[batched.info.precision]
     for result, expected in zip(results, alone, strict=True):
         assert_same_top5(result.predictions[0], expected, tolerance)
-    assert max(result.batch_size for result in results) > 1
+    assert max(result.network_batch_size for result in results) > 1
 
 
 def test_concurrent_posts_get_their_own_results_and_a_corrupt_one_fails_alone(
@@ -263,4 +263,4 @@ def test_the_app_refuses_bad_batch_settings_when_it_is_created(setting, value):
 def test_batching_is_off_with_batch_max_size_1(classifier):
     result = classifier.classify([classifier.decode(photo(1))])
     assert classifier._batcher is None
-    assert (result.queue_ms, result.batch_size) == (0.0, 1)
+    assert (result.queue_ms, result.network_batch_size) == (0.0, 1)

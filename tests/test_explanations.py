@@ -138,7 +138,7 @@ def test_each_request_gets_its_own_maps_through_the_batching_loop(
         results = concurrently(batched, decoded)
     finally:
         batched.close()
-    assert max(result.batch_size for result in results) > 1
+    assert max(result.network_batch_size for result in results) > 1
     for image, result in zip(decoded, results, strict=True):
         assert_identity(result, batched.runtime.class_bias)
         alone = alone_model.classify([image], top_k=5)

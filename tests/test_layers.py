@@ -284,3 +284,15 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_cycle_finder_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert strongly_connected(graph) == [["a", "b", "c"]]
+
+
+def test_no_two_classes_share_a_name():
+    """A module-level class's name says which one it is: the ORM's Prediction,
+    the API's PredictionOut, the classifier's LabelScore. (Nested classes such
+    as WTForms' ``Meta`` are named by their framework.)"""
+    where: dict[str, list[str]] = {}
+    for name, path in modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(name)
+    assert {cls: names for cls, names in where.items() if len(names) > 1} == {}

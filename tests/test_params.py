@@ -95,7 +95,7 @@ def owner(app, client, signed_in, token):
             backend="openvino",
             top_label="x",
             top_score=0.5,
-            top_k=[{"class_id": 1, "wnid": "n0", "label": "x", "score": 0.5}],
+            label_scores=[{"class_id": 1, "wnid": "n0", "label": "x", "score": 0.5}],
             timing_ms={"decode": 0.0, "preprocess": 0.0, "inference": 0.0},
             thumbnail_id=thumbnail_id(b""),
         )

@@ -73,5 +73,5 @@ def test_reply_is_built_without_reading_the_new_rows_back(api, app):
     with app.app_context():
         stored = db.session.get(Prediction, result["id"])
         assert stored.sha256 == result["sha256"]
-        assert stored.top_k == result["predictions"]
+        assert stored.label_scores == result["predictions"]
         assert stored.created_at is not None

@@ -23,6 +23,7 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template
 from flask import request
+from pydantic import BaseModel
 from spectree import SpecTree
 from spectree.models import SecurityScheme
 from spectree.models import SecuritySchemeData
@@ -30,6 +31,7 @@ from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.plugins.werkzeug_utils import werkzeug_parse_rule
 
+from app.api import schemas
 from app.api.schemas import Error
 from app.http.json_bodies import INVALID_JSON_MESSAGE
 from app.http.params import BadParameter
@@ -47,6 +49,20 @@ def json_body() -> object:
     if body is None:
         raise BadParameter("json", INVALID_JSON_MESSAGE)
     return body
+
+
+def component_name(model: type[BaseModel]) -> str:
+    """A model's name in ``components/schemas``: its title, which is its class
+    name unless the class sets another (``PredictionOut`` is ``Prediction``)."""
+    return model.model_config.get("title") or model.__name__
+
+
+def nested_component_name(child: str) -> str:
+    """The same for a model inside another, which pydantic names by its class."""
+    model = getattr(schemas, child, None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return component_name(model)
+    return child
 
 
 class SnapclassFlaskPlugin(FlaskPlugin):
@@ -131,9 +147,9 @@ api_spec = SpecTree(
     security=[{"bearerAuth": []}, {"sessionCookie": []}],
     validation_error_status=400,
     validation_error_model=Error,
-    # Components named as the models are: Error, not Error.7c3a1b2.
-    naming_strategy=lambda model: model.__name__,
-    nested_naming_strategy=lambda parent, child: child,
+    # Components named as the models are published: Error, not Error.7c3a1b2.
+    naming_strategy=component_name,
+    nested_naming_strategy=lambda parent, child: nested_component_name(child),
     before=refuse_invalid,
     after=fail_invalid_response,
 )

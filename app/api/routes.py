@@ -13,7 +13,7 @@ from spectree import Response
 
 from app.api.openapi import api_spec
 from app.api.openapi import json_body
-from app.api.schemas import Batch
+from app.api.schemas import BatchOut
 from app.api.schemas import BatchRequest
 from app.api.schemas import Error
 from app.api.schemas import ExplainQuery
@@ -21,7 +21,7 @@ from app.api.schemas import FeedbackRequest
 from app.api.schemas import Health
 from app.api.schemas import ListQuery
 from app.api.schemas import PredictForm
-from app.api.schemas import Prediction
+from app.api.schemas import PredictionOut
 from app.api.schemas import PredictionPage
 from app.api.schemas import PredictQuery
 from app.api.schemas import PredictResponse
@@ -41,6 +41,9 @@ from app.services.batches import create_batch
 from app.services.history import delete_one
 from app.services.predictions import history_query
 from app.services.predictions import owned_prediction
+from app.services.serialise import batch_json
+from app.services.serialise import predict_result_json
+from app.services.serialise import prediction_json
 from app.services.system import system_info
 from app.web.classify import classify_params
 from app.web.classify import classify_request
@@ -141,31 +144,19 @@ def predict():
     """
     params = classify_params(request.values, current_user)
     outcome = classify_request(request, current_user, params)
-    results = []
-    for row in outcome.rows:
-        results.append(
-            {
-                "id": row.id,
-                "filename": row.filename,
-                "sha256": row.sha256,
-                "width": row.width,
-                "height": row.height,
-                "predictions": row.top_k,
-                "cached": row.cached,
-                "timing_ms": {
-                    **row.timing_ms,
-                    "total": round(outcome.timing_ms["total"], 2),
-                },
-                "url": url_for("web.result", prediction_id=row.id),
-            }
+    results = [
+        predict_result_json(
+            row,
+            total_ms=outcome.timing_ms["total"],
+            url=url_for("web.result", prediction_id=row.id),
+            min_confidence=params.min_confidence,
+            explain=params.explain,
         )
-        if params.min_confidence is not None:
-            results[-1]["uncertain"] = row.top_score < params.min_confidence
-        if params.explain:
-            results[-1]["explanation"] = row.explanation_dict()
+        for row in outcome.rows
+    ]
     response = jsonify(
         model=model_service().classifier.info.as_dict(),
-        batch_size=outcome.batch_size,
+        batch_size=outcome.images_run,
         results=results,
     )
     response.headers["Server-Timing"] = server_timing_header(outcome)
@@ -194,7 +185,7 @@ def list_predictions(query: ListQuery):
         error_out=False,
     )
     return jsonify(
-        items=[row.as_dict() for row in page.items],
+        items=[prediction_json(row) for row in page.items],
         page=page.page,
         per_page=page.per_page,
         total=page.total,
@@ -205,7 +196,7 @@ def list_predictions(query: ListQuery):
 @bp.route("/api/predictions/<id:prediction_id>")
 @api_spec.validate(
     resp=Response(
-        HTTP_200=(Prediction, "The prediction."),
+        HTTP_200=(PredictionOut, "The prediction."),
         HTTP_400=(Error, "`invalid_explain` (not true, false, 1 or 0)."),
         HTTP_401=UNAUTHORIZED,
         HTTP_404=NOT_FOUND,
@@ -217,7 +208,7 @@ def get_prediction(prediction_id: int, query: ExplainQuery):
     prediction = owned_prediction(current_user, prediction_id)
     if prediction is None:
         return _not_found()
-    return jsonify(prediction.as_dict(explain=query.explain))
+    return jsonify(prediction_json(prediction, explain=query.explain))
 
 
 @bp.route("/api/predictions/<id:prediction_id>/thumbnail.jpg")
@@ -257,7 +248,7 @@ def delete_prediction(prediction_id: int):
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["PUT"])
 @api_spec.validate(
     resp=Response(
-        HTTP_200=(Prediction, "The prediction, with its feedback."),
+        HTTP_200=(PredictionOut, "The prediction, with its feedback."),
         HTTP_400=(
             Error,
             "Not a JSON object (`invalid_json`), `correct` not a boolean "
@@ -285,7 +276,7 @@ def put_feedback(prediction_id: int):
         return _not_found()
     body = FeedbackRequest.model_validate(json_body())
     feedback.apply(prediction, feedback.Verdict(body.correct, body.label))
-    return jsonify(prediction.as_dict())
+    return jsonify(prediction_json(prediction))
 
 
 @bp.route("/api/predictions/<id:prediction_id>/feedback", methods=["DELETE"])
@@ -305,7 +296,7 @@ def delete_feedback(prediction_id: int):
 @bp.route("/api/batches", methods=["POST"])
 @api_spec.validate(
     resp=Response(
-        HTTP_201=(Batch, "The new, empty batch."),
+        HTTP_201=(BatchOut, "The new, empty batch."),
         HTTP_400=(
             Error,
             "Not a JSON object (`invalid_json`), a name that is not a string, too "
@@ -339,9 +330,7 @@ def post_batch(json: BatchRequest):
         max_empty=config["MAX_EMPTY_BATCHES"],
         empty_ttl=config["EMPTY_BATCH_TTL"],
     )
-    response = jsonify(
-        {**batch.as_dict(), "url": url_for("batches.show", batch_id=batch.id)}
-    )
+    response = jsonify(batch_json(batch, url_for("batches.show", batch_id=batch.id)))
     return response, 201
 
 

@@ -157,6 +157,10 @@ class BatchRequest(BaseModel):
 
 
 class Out(BaseModel):
+    """An answer. Published under its title, which is the class name unless the
+    class sets another: ``PredictionOut`` is the API's ``Prediction`` (the
+    ORM model has that name here)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -178,7 +182,9 @@ class Label(Out):
     score: float = Field(ge=0, le=1)
 
 
-class ModelInfo(Out):
+class ModelInfoOut(Out):
+    model_config = ConfigDict(title="ModelInfo")
+
     name: str = Field(examples=["resnet50"])
     weights: str = Field(examples=["imagenet"])
     backend: Literal["openvino", "tensorflow"]
@@ -259,7 +265,7 @@ class PredictResult(Out):
 
 
 class PredictResponse(Out):
-    model: ModelInfo
+    model: ModelInfoOut
     batch_size: int = Field(
         ge=0, description="Images that went through the network (cache hits excluded)."
     )
@@ -275,7 +281,9 @@ class Feedback(Out):
     updated_at: datetime | None
 
 
-class Prediction(Out):
+class PredictionOut(Out):
+    model_config = ConfigDict(title="Prediction")
+
     id: int
     filename: str
     sha256: Sha256
@@ -284,7 +292,7 @@ class Prediction(Out):
     width: Pixels
     height: Pixels
     predictions: list[Label]
-    model: ModelInfo
+    model: ModelInfoOut
     timing_ms: Timing
     cached: bool
     created_at: datetime
@@ -297,14 +305,16 @@ class Prediction(Out):
 
 
 class PredictionPage(Out):
-    items: list[Prediction]
+    items: list[PredictionOut]
     page: int = Field(ge=1)
     per_page: int = Field(ge=1, le=MAX_PER_PAGE)
     total: int = Field(ge=0)
     pages: int = Field(ge=0)
 
 
-class Batch(Out):
+class BatchOut(Out):
+    model_config = ConfigDict(title="Batch")
+
     id: int = Field(ge=1)
     name: str = Field(min_length=1, max_length=MAX_BATCH_NAME)
     created_at: datetime

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from .backends import resolve_backend
 from .batching import Batcher
-from .classifier import BatchResult
 from .classifier import Classifier
+from .classifier import LabelScore
 from .classifier import ModelInfo
-from .classifier import Prediction
+from .classifier import NetworkRun
 from .decode_limits import DECODE_CPU_BUDGET_S
 from .decode_limits import MAX_JPEG_SCANS
 from .errors import DecodeBusy
@@ -43,7 +43,6 @@ from .weights import parse_weights
 
 __all__ = [
     "ACCEPTED_FORMATS",
-    "BatchResult",
     "Batcher",
     "Classifier",
     "DecodeBusy",
@@ -52,11 +51,12 @@ __all__ = [
     "ImageTooLarge",
     "InferenceError",
     "InvalidImage",
+    "LabelScore",
     "Labels",
     "OpenVINORuntime",
     "ModelInfo",
     "ModelUnavailable",
-    "Prediction",
+    "NetworkRun",
     "TensorFlowRuntime",
     "UnsupportedFormat",
     "WeightsSpec",

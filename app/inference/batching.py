@@ -35,14 +35,14 @@ Outputs = np.ndarray | tuple[np.ndarray | None, ...]
 class Job:
     """One request's images on their way through the loop."""
 
-    batch: np.ndarray
+    inputs: np.ndarray  # preprocessed images, one row each
     enqueued: float = field(default_factory=time.perf_counter)
     done: threading.Event = field(default_factory=threading.Event)
     outputs: Outputs | None = None  # this request's rows of each output
     error: BaseException | None = None
     queue_ms: float | None = None
     inference_ms: float = 0.0
-    batch_size: int = 0  # images in the network batch that carried this job
+    network_batch_size: int = 0  # images in the network batch that carried it
 
     @property
     def probabilities(self) -> np.ndarray | None:
@@ -98,9 +98,9 @@ class Batcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def infer(self, batch: np.ndarray) -> Job:
+    def infer(self, inputs: np.ndarray) -> Job:
         """Queue one request's preprocessed images and wait for its rows."""
-        job = Job(batch)
+        job = Job(inputs)
         with self._cond:
             if self._closed:
                 raise ModelUnavailable("The server is shutting down.")
@@ -127,14 +127,14 @@ class Batcher:
             if not self._queue:
                 return []  # closed and drained
             jobs = [self._queue.popleft()]
-            size = len(jobs[0].batch)
+            size = len(jobs[0].inputs)
             deadline = jobs[0].enqueued + self.max_delay
             while size < self.max_size:
                 if self._queue:
-                    if size + len(self._queue[0].batch) > self.max_size:
+                    if size + len(self._queue[0].inputs) > self.max_size:
                         break
                     jobs.append(self._queue.popleft())
-                    size += len(jobs[-1].batch)
+                    size += len(jobs[-1].inputs)
                     continue
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0 or self._closed:
@@ -149,10 +149,10 @@ class Batcher:
                 job.queue_ms = (started - job.enqueued) * 1000.0
         try:
             if len(jobs) == 1:
-                batch = jobs[0].batch
+                inputs = jobs[0].inputs
             else:
-                batch = np.concatenate([job.batch for job in jobs])
-            outputs = self.run(batch)
+                inputs = np.concatenate([job.inputs for job in jobs])
+            outputs = self.run(inputs)
         except Exception as exc:
             if len(jobs) > 1:
                 # Find the request that broke the batch: each runs alone, and
@@ -169,14 +169,14 @@ class Batcher:
         inference_ms = (time.perf_counter() - started) * 1000.0
         start = 0
         for job in jobs:
-            end = start + len(job.batch)
+            end = start + len(job.inputs)
             job.outputs = rows(outputs, start, end)
             job.inference_ms = inference_ms
-            job.batch_size = len(batch)
+            job.network_batch_size = len(inputs)
             start = end
             job.done.set()
         if self.on_batch is not None:
-            self.on_batch(len(batch), inference_ms)
+            self.on_batch(len(inputs), inference_ms)
 
 
 def rows(outputs: Outputs, start: int, end: int) -> Outputs:

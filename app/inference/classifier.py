@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Prediction:
+class LabelScore:
+    """One class the network scored for an image."""
+
     class_id: int
     wnid: str | None
     label: str
@@ -70,19 +72,20 @@ class ModelInfo:
 
 
 @dataclass
-class BatchResult:
-    """Top-k predictions per image, in input order, and how long each stage took.
+class NetworkRun:
+    """What one ``classify`` got from the network: the top-k labels per image,
+    in input order, and how long each stage took.
 
     ``queue_ms`` is the time the images waited for the batching loop, and
-    ``batch_size`` the images in the network batch that carried them (other
-    requests' images included).
+    ``network_batch_size`` the images in the network batch that carried them
+    (other requests' images included).
     """
 
-    predictions: list[list[Prediction]]
+    predictions: list[list[LabelScore]]
     preprocess_ms: float
     inference_ms: float
     queue_ms: float = 0.0
-    batch_size: int = 0
+    network_batch_size: int = 0
     extra: dict = field(default_factory=dict)
     # Per image, the raw class activation maps (k, 7, 7) of its predictions,
     # in the same order; None when the runtime gives no maps.
@@ -180,33 +183,33 @@ class Classifier:
             memory_budget=self.decode_memory,
         )
 
-    def classify(self, images: Sequence[DecodedImage], top_k: int = 5) -> BatchResult:
+    def classify(self, images: Sequence[DecodedImage], top_k: int = 5) -> NetworkRun:
         """Run all images through the network as one batch."""
         if not self.ready:
             raise ModelUnavailable("The model is still loading. Try again shortly.")
         started = time.perf_counter()
-        batch = preprocess_batch(list(images))
+        inputs = preprocess_batch(list(images))
         preprocess_ms = (time.perf_counter() - started) * 1000.0
         if self._batcher is not None:
-            job = self._batcher.infer(batch)
+            job = self._batcher.infer(inputs)
             probabilities, features = job.probabilities, job.features
             queue_ms, inference_ms = job.queue_ms or 0.0, job.inference_ms
-            batch_size = job.batch_size
+            network_batch_size = job.network_batch_size
         else:
             before = time.perf_counter()
-            probabilities, features = self.runtime.forward(batch)
+            probabilities, features = self.runtime.forward(inputs)
             queue_ms, inference_ms = 0.0, (time.perf_counter() - before) * 1000.0
-            batch_size = len(batch)
-            self._observe_batch(batch_size, inference_ms)
-        predictions = [self.top_k(row, top_k) for row in probabilities]
+            network_batch_size = len(inputs)
+            self._observe_batch(network_batch_size, inference_ms)
+        predictions = [self.best_labels(row, top_k) for row in probabilities]
         started = time.perf_counter()
         maps = self.activation_maps(features, predictions)
-        return BatchResult(
+        return NetworkRun(
             predictions=predictions,
             preprocess_ms=preprocess_ms,
             inference_ms=inference_ms,
             queue_ms=queue_ms,
-            batch_size=batch_size,
+            network_batch_size=network_batch_size,
             maps=maps,
             cam_ms=(time.perf_counter() - started) * 1000.0,
         )
@@ -217,7 +220,7 @@ class Classifier:
         return getattr(self.runtime, "class_weights", None) is not None
 
     def activation_maps(
-        self, features: np.ndarray | None, predictions: list[list[Prediction]]
+        self, features: np.ndarray | None, predictions: list[list[LabelScore]]
     ) -> list[np.ndarray] | None:
         """Each image's raw (k, 7, 7) maps of its predicted classes, or None."""
         if features is None or not self.explains or not predictions:
@@ -237,7 +240,7 @@ class Classifier:
             except Exception:  # metrics must never break inference
                 log.exception("batch observer failed")
 
-    def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
+    def best_labels(self, probabilities: np.ndarray, k: int) -> list[LabelScore]:
         """The k most likely classes, highest score first."""
         k = max(1, min(k, probabilities.shape[-1]))
         best = np.argpartition(probabilities, -k)[-k:]
@@ -246,7 +249,7 @@ class Classifier:
         for class_id in best:
             wnid, label = self.labels[int(class_id)]
             result.append(
-                Prediction(int(class_id), wnid, label, float(probabilities[class_id]))
+                LabelScore(int(class_id), wnid, label, float(probabilities[class_id]))
             )
         return result
 

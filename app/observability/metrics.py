@@ -221,8 +221,8 @@ def observe_classification(outcome: Classification) -> None:
     (``observe_batch``).
     """
     CACHE_HITS.inc(outcome.cache_hits)
-    CACHE_MISSES.inc(outcome.batch_size)
-    if outcome.batch_size:
+    CACHE_MISSES.inc(outcome.images_run)
+    if outcome.images_run:
         QUEUE_SECONDS.observe(outcome.timing_ms.get("queue", 0.0) / 1000.0)
 
 

@@ -21,6 +21,7 @@ from app.extensions import db
 from app.models import Prediction
 from app.models import User
 from app.models import utcnow
+from app.services.serialise import prediction_json
 from app.services.storage import delete_predictions
 
 # Sort keys offered on the history page: key -> (label, ORDER BY columns).
@@ -230,7 +231,7 @@ def csv_cell(value: object) -> object:
 
 def csv_row(row: Prediction) -> list[object]:
     predictions = "; ".join(
-        f"{p.get('label')}: {p.get('score', 0):.6f}" for p in row.top_k or []
+        f"{p.get('label')}: {p.get('score', 0):.6f}" for p in row.label_scores or []
     )
     values = (
         row.id,
@@ -298,7 +299,7 @@ def json_export(query: sa.Select, username: str) -> Iterator[str]:
     head = json.dumps({"user": username, "exported_at": utcnow().isoformat()})
     yield head[:-1] + ', "items": ['
     for index, row in enumerate(export_rows(query)):
-        item = row.as_dict()
+        item = prediction_json(row)
         item["shared"] = row.share_token is not None
         yield ("," if index else "") + json.dumps(item)
     yield "]}\n"

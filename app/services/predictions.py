@@ -15,10 +15,10 @@ from app.extensions import db
 from app.http.params import MAX_ID
 from app.http.params import BadParameter
 from app.http.uploads import Upload
-from app.inference import BatchResult
 from app.inference import Classifier
 from app.inference import DecodedImage
 from app.inference import InferenceError
+from app.inference import NetworkRun
 from app.models import Batch
 from app.models import Prediction
 from app.models import User
@@ -33,7 +33,7 @@ class ClassifyOutcome:
 
     rows: list[Prediction]
     timing_ms: dict[str, float] = field(default_factory=dict)
-    batch_size: int = 0  # this request's images that went through the network
+    images_run: int = 0  # this request's images that went through the network
     cache_hits: int = 0
     # Images in the network batch that carried them (other requests' included).
     network_batch_size: int = 0
@@ -125,9 +125,9 @@ def _classify_and_store(
             "db": (finished - db_started) * 1000.0,
             "total": (finished - started) * 1000.0,
         },
-        batch_size=len(misses),
+        images_run=len(misses),
         cache_hits=len(uploads) - len(misses),
-        network_batch_size=network.batch.batch_size if network.batch else 0,
+        network_batch_size=network.run.network_batch_size if network.run else 0,
     )
 
 
@@ -136,7 +136,7 @@ class NetworkResults:
     """What the network gave the uploads it ran, by their index in the request."""
 
     decoded: dict[int, DecodedImage]
-    batch: BatchResult | None
+    run: NetworkRun | None
     predicted: dict[int, list] = field(default_factory=dict)
     maps: dict[int, object] = field(default_factory=dict)
 
@@ -145,17 +145,17 @@ class NetworkResults:
             row,
             self.decoded[index],
             self.predicted[index],
-            self.batch,
+            self.run,
             self.maps.get(index),
         )
 
     def timing_ms(self) -> dict[str, float]:
-        batch = self.batch
+        run = self.run
         return {
             "decode": sum(image.decode_ms for image in self.decoded.values()),
-            "preprocess": batch.preprocess_ms if batch else 0.0,
-            "queue": batch.queue_ms if batch else 0.0,
-            "inference": batch.inference_ms if batch else 0.0,
+            "preprocess": run.preprocess_ms if run else 0.0,
+            "queue": run.queue_ms if run else 0.0,
+            "inference": run.inference_ms if run else 0.0,
         }
 
 
@@ -174,12 +174,12 @@ def run_network(
             raise ImageRejected(uploads[i].filename, exc) from exc
     if not decoded:
         return NetworkResults(decoded, None)
-    batch = classifier.classify([decoded[i] for i in indexes], top_k)
+    run = classifier.classify([decoded[i] for i in indexes], top_k)
     return NetworkResults(
         decoded,
-        batch,
-        predicted=dict(zip(indexes, batch.predictions, strict=True)),
-        maps=dict(zip(indexes, batch.maps, strict=True)) if batch.maps else {},
+        run,
+        predicted=dict(zip(indexes, run.predictions, strict=True)),
+        maps=dict(zip(indexes, run.maps, strict=True)) if run.maps else {},
     )
 
 
@@ -309,14 +309,14 @@ def cached_results(
     return {
         row.sha256: row
         for row in rows
-        if len(row.top_k) >= top_k and (row.explanation or not need_maps)
+        if len(row.label_scores) >= top_k and (row.explanation or not need_maps)
     }
 
 
 def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
     row.mime_type = source.mime_type
     row.width, row.height = source.width, source.height
-    row.top_k = source.top_k[:top_k]
+    row.label_scores = source.label_scores[:top_k]
     row.top_label, row.top_score = source.top_label, source.top_score
     row.thumbnail_id = source.thumbnail_id  # shared, never copied
     row.explanation = explanations.trimmed(source.explanation, top_k)
@@ -324,19 +324,19 @@ def copy_cached_result(row: Prediction, source: Prediction, top_k: int) -> None:
     row.timing_ms = {"decode": 0.0, "preprocess": 0.0, "inference": 0.0}
 
 
-def fill_new_result(row: Prediction, image, predictions, batch, maps=None) -> None:
+def fill_new_result(row: Prediction, image, predictions, run, maps=None) -> None:
     best = predictions[0]
     row.mime_type = image.mime_type
     row.width, row.height = image.width, image.height
-    row.top_k = [p.as_dict() for p in predictions]
+    row.label_scores = [p.as_dict() for p in predictions]
     row.top_label, row.top_score = best.label, best.score
     row.explanation = explanations.stored(maps)
     row.cached = False
     row.timing_ms = {
         "decode": round(image.decode_ms, 2),
-        "preprocess": round(batch.preprocess_ms, 2),
-        "queue": round(batch.queue_ms, 2),
-        "inference": round(batch.inference_ms, 2),
+        "preprocess": round(run.preprocess_ms, 2),
+        "queue": round(run.queue_ms, 2),
+        "inference": round(run.inference_ms, 2),
     }
 
 

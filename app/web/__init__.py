@@ -1,2 +1,4 @@
-"""Pages for people (blueprints ``web`` in routes.py, ``batches`` and ``admin``;
-their forms in forms.py). The factory imports each blueprint's module."""
+"""Pages for people: the ``web`` blueprint (blueprint.py), its views by what
+they show (results.py, history.py, sharing.py, account.py), and the
+``batches`` and ``admin`` blueprints; their forms in forms.py. The factory
+imports each module that registers views."""
