@@ -85,7 +85,8 @@ def test_sigterm_lets_an_in_flight_batch_finish(new_server):
     try:
         with engine.connect() as connection:
             query = sa.text(
-                "SELECT id, length(thumbnail) FROM predictions WHERE id IN :ids"
+                "SELECT p.id, length(t.data) FROM predictions p "
+                "JOIN thumbnails t ON t.id = p.thumbnail_id WHERE p.id IN :ids"
             ).bindparams(sa.bindparam("ids", expanding=True))
             stored = connection.execute(query, {"ids": [r["id"] for r in results]})
             stored = stored.all()
