@@ -108,10 +108,14 @@ def test_upload_form_and_predict_share_one_budget_on_a_real_server(new_server):
         assert [r.status_code for r in refused] == [429, 429, 429]
         assert refused[0].json()["error"]["code"] == "too_many_requests"
         assert int(refused[0].headers["Retry-After"]) > 0
-        with server.engine().connect() as connection:
-            stored = connection.execute(
-                sa.text("SELECT count(*) FROM predictions")
-            ).scalar()
+        engine = server.engine()
+        try:
+            with engine.connect() as connection:
+                stored = connection.execute(
+                    sa.text("SELECT count(*) FROM predictions")
+                ).scalar()
+        finally:
+            engine.dispose()  # a pooled connection left open warns later
         assert stored == 3
     finally:
         server.stop()
