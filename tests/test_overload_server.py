@@ -120,8 +120,13 @@ def test_hundred_clients_get_200_or_fast_503(server):
     # the Zen 5 machines), while admitted requests took about 0.5 s.
     assert statistics.median(rejected) < 1.0
     # The 100 client threads and their refused requests run on the same two
-    # cores as the server; measured here: 0.71-0.8 of the 10-client rate.
-    assert accepted_rps >= 0.6 * baseline_rps
+    # cores as the server; measured here: 0.71-0.8 of the 10-client rate. The
+    # 10-client rate is measured again afterwards and the lower one counts: in
+    # one CI pass on a Zen 4 the first measure read 63.8 req/s where a dozen
+    # other runs read 29-34 (and the 100 clients got 33.8).
+    again, _ = closed_loop(url, token, clients=10, seconds=6)
+    again_rps = sum(1 for s, _ in again if s == 200) / 6
+    assert accepted_rps >= 0.6 * min(baseline_rps, again_rps), again_rps
 
 
 @pytest.mark.skipif(
